@@ -1,0 +1,139 @@
+import { z } from 'zod';
+
+/**
+ * Settings come from the environment only. Each process declares the fields it
+ * reads (one zod object per process, built from the shared fields below) and
+ * parses them before opening any connection.
+ */
+
+export const DEV_LIVEKIT_API_KEY = 'devkey-livekit-api-key-2024';
+export const DEV_LIVEKIT_API_SECRET = 'devkey-livekit-api-secret-2024-min-32-chars';
+
+const url = (protocols: string[]) =>
+  z.string().refine(
+    (v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `expected a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+  );
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const nodeEnv = z
+  .enum(['development', 'production', 'test'])
+  .default('development')
+  .describe('development, test or production; production refuses the dev defaults of secrets');
+
+/** Fields every service reads. */
+export const sharedEnv = {
+  NODE_ENV: nodeEnv,
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('pino log level'),
+  REDIS_URL: url(['redis:', 'rediss:'])
+    .default('redis://127.0.0.1:6379')
+    .describe('Redis for BullMQ queues and the config cache (needs maxmemory-policy noeviction)'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_{}-]+$/, 'letters, digits, _ - { }')
+    .default('agent-runtime')
+    .describe('prefix of every Redis key; on Redis Cluster use a hash tag such as {agent-runtime}'),
+  MONGODB_URI: url(['mongodb:', 'mongodb+srv:'])
+    .default('mongodb://127.0.0.1:27017/agent-runtime')
+    .describe('MongoDB holding agent configs and session records'),
+  LIVEKIT_URL: url(['ws:', 'wss:', 'http:', 'https:'])
+    .default('ws://127.0.0.1:7880')
+    .describe('LiveKit server (or LiveKit Cloud project) URL'),
+  LIVEKIT_API_KEY: z.string().min(1).default(DEV_LIVEKIT_API_KEY).describe('LiveKit API key'),
+  LIVEKIT_API_SECRET: z
+    .string()
+    .min(32, 'at least 32 characters')
+    .default(DEV_LIVEKIT_API_SECRET)
+    .describe('LiveKit API secret'),
+  AGENT_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 _ -')
+    .default('agent-runtime')
+    .describe('name the worker registers under; dispatches name it explicitly'),
+} as const;
+
+export const apiEnv = {
+  ...sharedEnv,
+  PORT: int(0, 65535).default(8080).describe('HTTP port of the API'),
+  API_KEYS: z
+    .string()
+    .default('dev-api-key')
+    .transform((v) => v.split(',').map((k) => k.trim()).filter(Boolean))
+    .pipe(z.array(z.string().min(8, 'each key at least 8 characters')).min(1, 'at least one key'))
+    .describe('comma-separated bearer keys accepted on /api (dev default: dev-api-key)'),
+} as const;
+
+export const dispatcherEnv = { ...sharedEnv } as const;
+export const workerEnv = { ...sharedEnv } as const;
+
+export type SharedConfig = z.output<z.ZodObject<typeof sharedEnv>>;
+export type ApiConfig = z.output<z.ZodObject<typeof apiEnv>>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Secrets whose development defaults must never reach production. */
+const DEV_DEFAULTS: Record<string, string | string[]> = {
+  LIVEKIT_API_KEY: DEV_LIVEKIT_API_KEY,
+  LIVEKIT_API_SECRET: DEV_LIVEKIT_API_SECRET,
+  API_KEYS: ['dev-api-key'],
+};
+
+/**
+ * Parses `env` against `shape`. Throws a ConfigError whose message is one line
+ * per bad variable: its name and what is expected. Never echoes a value.
+ */
+export function loadConfig<S extends z.ZodRawShape>(
+  shape: S,
+  env: NodeJS.ProcessEnv = process.env,
+): z.output<z.ZodObject<S>> {
+  const input: Record<string, string | undefined> = {};
+  for (const key of Object.keys(shape)) {
+    const v = env[key];
+    input[key] = v === '' ? undefined : v;
+  }
+  const parsed = z.object(shape).safeParse(input);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${String(i.path[0])}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
+  }
+  const out = parsed.data as Record<string, unknown>;
+  if (out.NODE_ENV === 'production') {
+    for (const [key, dev] of Object.entries(DEV_DEFAULTS)) {
+      if (!(key in out)) continue;
+      const value = out[key];
+      const isDev = Array.isArray(dev)
+        ? Array.isArray(value) && value.some((v) => dev.includes(v))
+        : value === dev;
+      if (isDev) throw new ConfigError(`invalid configuration: ${key}: the development default is refused when NODE_ENV=production`);
+    }
+  }
+  return parsed.data;
+}
+
+/** For entry points: parse, or print one clear line and exit 1. */
+export function loadConfigOrExit<S extends z.ZodRawShape>(shape: S): z.output<z.ZodObject<S>> {
+  try {
+    return loadConfig(shape);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
