@@ -60,10 +60,14 @@ export const sharedEnv = {
     .regex(/^[A-Za-z0-9_-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 _ -')
     .default('agent-runtime')
     .describe('name the worker registers under; dispatches name it explicitly'),
+  CONFIG_CACHE_TTL: int(1, 86_400).default(300).describe('seconds an agent config stays cached in Redis'),
+  CONFIG_NEGATIVE_TTL: int(1, 3600).default(5).describe('seconds an unknown agent id stays cached as unknown'),
+  CONFIG_LRU_TTL_MS: int(100, 3_600_000).default(60_000).describe('milliseconds a config stays in a process without a change message'),
 } as const;
 
 export const apiEnv = {
   ...sharedEnv,
+  HOST: z.string().min(1).default('127.0.0.1').describe('address the API listens on (0.0.0.0 in containers)'),
   PORT: int(0, 65535).default(8080).describe('HTTP port of the API'),
   API_KEYS: z
     .string()
@@ -71,6 +75,8 @@ export const apiEnv = {
     .transform((v) => v.split(',').map((k) => k.trim()).filter(Boolean))
     .pipe(z.array(z.string().min(8, 'each key at least 8 characters')).min(1, 'at least one key'))
     .describe('comma-separated bearer keys accepted on /api (dev default: dev-api-key)'),
+  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/, 'a size such as 256kb or 1mb').default('256kb').describe('largest JSON body accepted'),
+  BATCH_BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/, 'a size such as 16mb').default('16mb').describe('largest JSON body accepted by the batch endpoint'),
 } as const;
 
 export const dispatcherEnv = { ...sharedEnv } as const;

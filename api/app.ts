@@ -1,0 +1,56 @@
+import express, { type Express } from 'express';
+import type { ApiConfig } from '../common/config.js';
+import type { Logger } from '../common/logger.js';
+import type { Connection } from '../common/mongo.js';
+import type { Redis } from '../common/redis.js';
+import { agentRoutes } from './agents/routes.js';
+import type { AgentRegistry } from './agents/registry.js';
+import { requireApiKey } from './http/auth.js';
+import { jsonBody } from './http/json-body.js';
+import { errorHandler, sendProblem } from './http/problem.js';
+
+export interface ApiDeps {
+  config: ApiConfig;
+  logger: Logger;
+  redis: Redis;
+  mongo: Connection;
+  registry: AgentRegistry;
+}
+
+async function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error('timeout')), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The Express application: routes and middleware, no listening and no connections of its own. */
+export function createApp(d: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.set('query parser', 'simple');
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/readyz', async (_req, res) => {
+    const [redis, mongo] = await Promise.all([
+      within(1000, d.redis.ping()).then(() => true, () => false),
+      within(1000, d.mongo.db!.admin().command({ ping: 1 })).then(() => true, () => false),
+    ]);
+    if (redis && mongo) return res.json({ status: 'ready', redis, mongo });
+    res.setHeader('Retry-After', '2');
+    sendProblem(res, 503, 'not-ready', 'Service unavailable', `unreachable: ${[!redis && 'redis', !mongo && 'mongodb'].filter(Boolean).join(', ')}`, { redis, mongo });
+  });
+
+  app.use('/api', requireApiKey(d.config.API_KEYS));
+  app.use('/api/agents', ...jsonBody(d.config.BODY_LIMIT), agentRoutes(d.registry));
+
+  app.use((req, res) => sendProblem(res, 404, 'not-found', 'Not found', `no route for ${req.method} ${req.path}`));
+  app.use(errorHandler(d.logger));
+  return app;
+}

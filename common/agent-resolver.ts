@@ -1,0 +1,175 @@
+import { LRUCache } from 'lru-cache';
+import type { Redis } from 'ioredis';
+import type { AgentModels } from './models/agent.js';
+import type { AgentConfig } from './schemas/agent-config.js';
+import { AgentNotFoundError, isMongoUnavailable, UnavailableError } from './errors.js';
+import { toAgentConfig } from './agent-view.js';
+
+/**
+ * Read-through resolution of agent configs: in-process LRU → Redis → MongoDB.
+ *
+ * Every entry carries the agent's version, and Redis is only ever moved
+ * forward (a compare-and-set script), so a slow reader can never put an older
+ * config over a newer one. Registry writes replace the Redis entry and
+ * publish on `{prefix}:agent-config:changed`; every resolver drops its LRU
+ * entry on that message.
+ */
+export type Tier = 'lru' | 'redis' | 'mongo';
+
+export interface Resolved {
+  config: AgentConfig;
+  tier: Tier;
+}
+
+/** A cache entry: a config, or the fact that the id has none (deleted or never registered). */
+export type Entry = { version: number; config: AgentConfig } | { version: number; missing: true };
+
+export interface ResolverOptions {
+  redis: Redis;
+  /** A connection of its own for SUBSCRIBE. */
+  subscriber: Redis;
+  models: AgentModels;
+  prefix: string;
+  /** Seconds a config stays in Redis. */
+  redisTtl?: number;
+  /** Seconds an unknown id stays cached as missing, in Redis and in process. */
+  negativeTtl?: number;
+  /** Milliseconds a config stays in the process without a change message. */
+  lruTtlMs?: number;
+  lruMax?: number;
+  onTier?: (tier: Tier | 'miss', seconds: number) => void;
+}
+
+/** Sets the key only if it holds nothing or an older version. */
+const CAS_SCRIPT = `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local ok, obj = pcall(cjson.decode, cur)
+  if ok and type(obj) == 'table' and tonumber(obj.version) and tonumber(obj.version) > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1`;
+
+export function configKey(prefix: string, agentId: string): string {
+  return `${prefix}:agent-config:${agentId}`;
+}
+
+export function changeChannel(prefix: string): string {
+  return `${prefix}:agent-config:changed`;
+}
+
+/** Writes an entry to Redis unless a newer one is there. Used by resolvers and by the registry. */
+export async function storeEntry(redis: Redis, prefix: string, agentId: string, entry: Entry, ttlSeconds: number): Promise<void> {
+  await redis.eval(CAS_SCRIPT, 1, configKey(prefix, agentId), JSON.stringify(entry), String(entry.version), String(ttlSeconds));
+}
+
+export class AgentResolver {
+  private readonly lru: LRUCache<string, Entry>;
+  private readonly inflight = new Map<string, Promise<{ entry: Entry; tier: Tier }>>();
+  /** Newest version announced per id: a fill older than it is not kept. */
+  private readonly announced = new Map<string, number>();
+  private readonly opts: Required<Omit<ResolverOptions, 'onTier'>> & Pick<ResolverOptions, 'onTier'>;
+  /** Counts of MongoDB reads, for tests and metrics. */
+  mongoReads = 0;
+
+  constructor(options: ResolverOptions) {
+    this.opts = { redisTtl: 300, negativeTtl: 5, lruTtlMs: 60_000, lruMax: 10_000, ...options };
+    this.lru = new LRUCache<string, Entry>({ max: this.opts.lruMax, ttl: this.opts.lruTtlMs, noDeleteOnStaleGet: true });
+  }
+
+  /** Starts listening for change messages; resolves once subscribed. */
+  async start(): Promise<void> {
+    const channel = changeChannel(this.opts.prefix);
+    this.opts.subscriber.on('message', (ch: string, message: string) => {
+      if (ch !== channel) return;
+      try {
+        const { agentId, version } = JSON.parse(message) as { agentId: string; version: number };
+        this.invalidate(agentId, version);
+      } catch {
+        /* not ours */
+      }
+    });
+    await this.opts.subscriber.subscribe(channel);
+  }
+
+  invalidate(agentId: string, version: number): void {
+    this.announced.set(agentId, Math.max(version, this.announced.get(agentId) ?? 0));
+    const cur = this.lru.peek(agentId, { allowStale: true });
+    if (!cur || cur.version < version) this.lru.delete(agentId);
+  }
+
+  /** The current config of `agentId`, or AgentNotFoundError, or UnavailableError when nothing is cached and MongoDB is down. */
+  async resolve(agentId: string): Promise<Resolved> {
+    const started = performance.now();
+    const hit = this.lru.get(agentId);
+    if (hit) return this.answer(agentId, hit, 'lru', started);
+
+    let pending = this.inflight.get(agentId);
+    if (!pending) {
+      pending = this.load(agentId).finally(() => this.inflight.delete(agentId));
+      this.inflight.set(agentId, pending);
+    }
+    try {
+      const { entry, tier } = await pending;
+      return this.answer(agentId, entry, tier, started);
+    } catch (err) {
+      // MongoDB away and nothing fresh: an expired in-process copy is better than no agent.
+      const stale = this.lru.get(agentId, { allowStale: true });
+      if (stale && err instanceof UnavailableError) return this.answer(agentId, stale, 'lru', started);
+      throw err;
+    }
+  }
+
+  private answer(agentId: string, entry: Entry, tier: Tier, started: number): Resolved {
+    const seconds = (performance.now() - started) / 1000;
+    if ('missing' in entry) {
+      this.opts.onTier?.('miss', seconds);
+      throw new AgentNotFoundError(agentId);
+    }
+    this.opts.onTier?.(tier, seconds);
+    return { config: entry.config, tier };
+  }
+
+  private remember(agentId: string, entry: Entry): void {
+    if (entry.version < (this.announced.get(agentId) ?? 0)) return;
+    this.lru.set(agentId, entry, 'missing' in entry ? { ttl: this.opts.negativeTtl * 1000 } : {});
+  }
+
+  private async load(agentId: string): Promise<{ entry: Entry; tier: Tier }> {
+    const key = configKey(this.opts.prefix, agentId);
+    let redisUp = true;
+    try {
+      const raw = await this.opts.redis.get(key);
+      if (raw) {
+        const entry = JSON.parse(raw) as Entry;
+        this.remember(agentId, entry);
+        return { entry, tier: 'redis' };
+      }
+    } catch {
+      // Redis away: MongoDB still answers, only slower.
+      redisUp = false;
+    }
+
+    let entry: Entry;
+    try {
+      this.mongoReads++;
+      const doc = await this.opts.models.Agent.findById(agentId).lean();
+      entry = doc && !doc.deleted ? { version: doc.version, config: toAgentConfig(doc) } : { version: doc?.version ?? 0, missing: true };
+    } catch (err) {
+      if (isMongoUnavailable(err)) throw new UnavailableError('mongodb', { cause: err });
+      throw err;
+    }
+    this.remember(agentId, entry);
+    if (redisUp) {
+      const ttl = 'missing' in entry ? this.opts.negativeTtl : this.opts.redisTtl;
+      await storeEntry(this.opts.redis, this.opts.prefix, agentId, entry, ttl).catch(() => undefined);
+    }
+    return { entry, tier: 'mongo' };
+  }
+
+  close(): void {
+    this.lru.clear();
+  }
+}

@@ -1,0 +1,12 @@
+import type { AgentDoc } from './models/agent.js';
+import type { AgentConfig } from './schemas/agent-config.js';
+
+/** The public shape of a stored agent. */
+export function toAgentConfig(doc: Pick<AgentDoc, 'spec' | 'version' | 'createdAt' | 'updatedAt'>): AgentConfig {
+  return {
+    ...doc.spec,
+    version: doc.version,
+    createdAt: new Date(doc.createdAt).toISOString(),
+    updatedAt: new Date(doc.updatedAt).toISOString(),
+  };
+}

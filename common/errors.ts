@@ -1,0 +1,71 @@
+/**
+ * One error type for the whole system. HTTP status and problem type are
+ * decided where the error is made; the edges (Express, BullMQ processors,
+ * the agent entry) only translate it.
+ */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = this.constructor.name;
+  }
+}
+
+export class ValidationError extends AppError {
+  constructor(readonly errors: FieldError[]) {
+    super(400, 'validation-error', errors.map((e) => `${e.field || '(body)'}: ${e.message}`).join('; '), { errors });
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(message: string) {
+    super(404, 'not-found', message);
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string) {
+    super(409, 'conflict', message);
+  }
+}
+
+/** A dependency (Redis, MongoDB, LiveKit) cannot be reached; the caller may retry. */
+export class UnavailableError extends AppError {
+  constructor(readonly dependency: 'redis' | 'mongodb' | 'livekit', options?: { cause?: unknown }) {
+    super(503, 'dependency-unavailable', `${dependency} is unreachable; retry shortly`, { dependency }, options);
+  }
+}
+
+/** The agent id resolves to nothing (never registered, or deleted). */
+export class AgentNotFoundError extends NotFoundError {
+  constructor(readonly agentId: string) {
+    super(`agent ${JSON.stringify(agentId)} is not registered`);
+  }
+}
+
+const MONGO_DOWN = /MongoServerSelectionError|MongooseServerSelectionError|MongoNetworkError|MongoNetworkTimeoutError|MongoNotConnectedError|MongoTopologyClosedError|MongoPoolClearedError/;
+
+/** MongoDB driver errors that mean "the server is away", as opposed to a bad operation. */
+export function isMongoUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return MONGO_DOWN.test(err.name) || MONGO_DOWN.test(err.constructor?.name ?? '') || /buffering timed out|connection .* closed|ECONNREFUSED/i.test(err.message);
+}
+
+/** ioredis errors raised while Redis is away (offline queue disabled, retries spent, connection refused). */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return (
+    err.name === 'MaxRetriesPerRequestError' ||
+    /Stream isn't writeable|Connection is closed|ECONNREFUSED|ETIMEDOUT|ECONNRESET|enableOfflineQueue|Reached the max retries/i.test(err.message)
+  );
+}

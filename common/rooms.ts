@@ -1,0 +1,31 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * Room names follow the original deployment: `agent-{id}-room`. Each session
+ * gets a room of its own, `agent-{id}-room-{suffix}`, where the suffix is 16
+ * lowercase letters or digits: fixed length, no dash, so a name parses back
+ * to exactly one (id, suffix) pair even when the id itself contains `-room`.
+ */
+export const AGENT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const ROOM_SUFFIX_PATTERN = /^[a-z0-9]{16}$/;
+const ROOM_PATTERN = /^agent-([A-Za-z0-9_-]{1,64})-room(?:-([a-z0-9]{16}))?$/;
+
+export function newRoomSuffix(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const bytes = randomBytes(16);
+  let s = '';
+  for (const b of bytes) s += alphabet[b % alphabet.length];
+  return s;
+}
+
+export function buildRoomName(agentId: string, suffix?: string): string {
+  if (!AGENT_ID_PATTERN.test(agentId)) throw new RangeError(`invalid agent id for a room name: ${JSON.stringify(agentId)}`);
+  if (suffix !== undefined && !ROOM_SUFFIX_PATTERN.test(suffix)) throw new RangeError('room suffix must be 16 of [a-z0-9]');
+  return suffix === undefined ? `agent-${agentId}-room` : `agent-${agentId}-room-${suffix}`;
+}
+
+export function parseRoomName(room: string): { agentId: string; suffix?: string } | undefined {
+  const m = ROOM_PATTERN.exec(room);
+  if (!m) return undefined;
+  return m[2] === undefined ? { agentId: m[1]! } : { agentId: m[1]!, suffix: m[2] };
+}
