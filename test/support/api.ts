@@ -1,0 +1,72 @@
+import { startApi, type RunningApi } from '../../api/server.js';
+import { stack, uniqueName } from './env.js';
+
+export const TEST_API_KEY = 'test-api-key-0123456789';
+
+/** A MongoDB URI on the stack's server with a database of its own. */
+export function mongoUri(db: string, base = stack.MONGODB_URI): string {
+  const u = new URL(base);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+export interface TestApi extends RunningApi {
+  env: Record<string, string>;
+  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any }>;
+}
+
+/** The real API on a free loopback port, on its own database and Redis prefix. */
+export async function startTestApi(overrides: Record<string, string> = {}): Promise<TestApi> {
+  const name = uniqueName('t');
+  const env: Record<string, string> = {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    API_KEYS: TEST_API_KEY,
+    REDIS_URL: stack.REDIS_URL,
+    MONGODB_URI: mongoUri(name),
+    QUEUE_PREFIX: name,
+    LIVEKIT_URL: stack.LIVEKIT_URL,
+    LIVEKIT_API_KEY: stack.LIVEKIT_API_KEY,
+    LIVEKIT_API_SECRET: stack.LIVEKIT_API_SECRET,
+    ...overrides,
+  };
+  const api = await startApi(env);
+  return Object.assign(api, {
+    env,
+    async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+      const res = await fetch(`${api.url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${TEST_API_KEY}`,
+          ...(body !== undefined && typeof body !== 'string' ? { 'content-type': 'application/json' } : {}),
+          ...headers,
+        },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        /* not JSON */
+      }
+      return { status: res.status, headers: res.headers, body: parsed as any };
+    },
+  });
+}
+
+/** A valid AgentConfig body; fields can be overridden per test. */
+export function agentBody(id: string | number, extra: Record<string, unknown> = {}) {
+  return {
+    id,
+    name: `Agent ${id}`,
+    instructions: 'You are a helpful voice assistant.',
+    greeting: 'Hello!',
+    stt: { provider: 'deepgram', model: 'nova-3', language: 'en' },
+    llm: { provider: 'openai', model: 'gpt-4o-mini', temperature: 0.5 },
+    tts: { provider: 'openai', voice: 'alloy' },
+    ...extra,
+  };
+}
