@@ -5,6 +5,10 @@ import type { Connection } from '../common/mongo.js';
 import type { Redis } from '../common/redis.js';
 import { agentRoutes } from './agents/routes.js';
 import type { AgentRegistry } from './agents/registry.js';
+import { batchRoutes } from './batches/routes.js';
+import type { IdempotencyKeys } from './sessions/idempotency.js';
+import { sessionRoutes } from './sessions/routes.js';
+import type { SessionService } from './sessions/service.js';
 import { requireApiKey } from './http/auth.js';
 import { jsonBody } from './http/json-body.js';
 import { errorHandler, sendProblem } from './http/problem.js';
@@ -15,6 +19,8 @@ export interface ApiDeps {
   redis: Redis;
   mongo: Connection;
   registry: AgentRegistry;
+  sessions: SessionService;
+  idempotency: IdempotencyKeys;
 }
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
@@ -49,6 +55,9 @@ export function createApp(d: ApiDeps): Express {
 
   app.use('/api', requireApiKey(d.config.API_KEYS));
   app.use('/api/agents', ...jsonBody(d.config.BODY_LIMIT), agentRoutes(d.registry));
+  app.use('/api/sessions/batch', ...jsonBody(d.config.BATCH_BODY_LIMIT));
+  app.use('/api/sessions', ...jsonBody(d.config.BODY_LIMIT), sessionRoutes(d.sessions, d.idempotency));
+  app.use('/api/batches', batchRoutes(d.sessions));
 
   app.use((req, res) => sendProblem(res, 404, 'not-found', 'Not found', `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(d.logger));

@@ -5,7 +5,15 @@ import { apiEnv, loadConfig, type ApiConfig } from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { connectMongo } from '../common/mongo.js';
 import { createRedis } from '../common/redis.js';
+import { livekitClients } from '../common/livekit.js';
+import { sessionsQueue } from '../common/queue.js';
+import { createResolver } from '../common/resolver-factory.js';
+import { sessionModels } from '../common/sessions/model.js';
+import { SessionStore } from '../common/sessions/store.js';
 import { AgentRegistry } from './agents/registry.js';
+import { IdempotencyKeys } from './sessions/idempotency.js';
+import { RecordWriter } from './sessions/record-writer.js';
+import { SessionService } from './sessions/service.js';
 import { createApp } from './app.js';
 
 export interface RunningApi {
@@ -25,7 +33,17 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   const models = await agentModels(mongo);
   const registry = new AgentRegistry({ models, redis, prefix: config.QUEUE_PREFIX, cacheTtl: config.CONFIG_CACHE_TTL });
 
-  const app = createApp({ config, logger: log, redis, mongo, registry });
+  const { resolver, close: closeResolver } = await createResolver(config, redis, models);
+  const sessionsModels = await sessionModels(mongo);
+  const store = new SessionStore(sessionsModels);
+  const writer = new RecordWriter(store, log);
+  const queue = sessionsQueue(redis, config.QUEUE_PREFIX);
+  queue.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
+  const { rooms, dispatch } = livekitClients(config);
+  const sessions = new SessionService({ config, queue, store, models: sessionsModels, resolver, writer, rooms, dispatch });
+  const idempotency = new IdempotencyKeys(redis, config.QUEUE_PREFIX, config.IDEMPOTENCY_TTL);
+
+  const app = createApp({ config, logger: log, redis, mongo, registry, sessions, idempotency });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
@@ -42,6 +60,9 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await writer.flush();
+      await queue.close();
+      closeResolver();
       redis.disconnect();
       await mongo.close();
     },

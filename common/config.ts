@@ -76,10 +76,22 @@ export const apiEnv = {
     .pipe(z.array(z.string().min(8, 'each key at least 8 characters')).min(1, 'at least one key'))
     .describe('comma-separated bearer keys accepted on /api (dev default: dev-api-key)'),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/, 'a size such as 256kb or 1mb').default('256kb').describe('largest JSON body accepted'),
+  LIVEKIT_PUBLIC_URL: url(['ws:', 'wss:']).optional().describe('LiveKit URL handed to end users with their token (default: LIVEKIT_URL)'),
+  PARTICIPANT_TOKEN_TTL: int(30, 86_400).default(900).describe('seconds a participant token stays valid'),
+  DISPATCH_ATTEMPTS: int(1, 1000).default(20).describe('tries per session before it fails (transient LiveKit errors back off up to 10 s)'),
+  IDEMPOTENCY_TTL: int(60, 7 * 86_400).default(86_400).describe('seconds an Idempotency-Key is remembered'),
   BATCH_BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/, 'a size such as 16mb').default('16mb').describe('largest JSON body accepted by the batch endpoint'),
 } as const;
 
-export const dispatcherEnv = { ...sharedEnv } as const;
+export const dispatcherEnv = {
+  ...sharedEnv,
+  DISPATCH_CONCURRENCY: int(1, 1000).default(16).describe('session jobs one dispatcher works on at once'),
+  DISPATCH_RATE_MAX: int(1, 1_000_000).default(500).describe('at most this many dispatches per DISPATCH_RATE_DURATION_MS, across all dispatchers'),
+  DISPATCH_RATE_DURATION_MS: int(1, 3_600_000).default(1000).describe('window of the global dispatch rate limit'),
+  ROOM_EMPTY_TIMEOUT: int(0, 86_400).default(300).describe('seconds an empty room is kept (0: LiveKit default)'),
+  ROOM_MAX_PARTICIPANTS: int(0, 100_000).default(0).describe('participant cap of a created room (0: none)'),
+  DISPATCHER_METRICS_PORT: int(0, 65535).default(9465).describe('port of the dispatcher /metrics endpoint'),
+} as const;
 export const workerEnv = { ...sharedEnv } as const;
 
 export type SharedConfig = z.output<z.ZodObject<typeof sharedEnv>>;

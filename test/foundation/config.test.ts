@@ -39,3 +39,11 @@ describe('configuration from the environment', () => {
     expect(ok.API_KEYS).to.deep.equal(['a-real-key-1234', 'another-key-5678']);
   });
 });
+
+describe('.env.example', () => {
+  it('lists every variable of every service with its default (regenerate with npm run env:example)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { renderEnvExample } = await import('../../tools/env-example.js');
+    expect(readFileSync(new URL('../../.env.example', import.meta.url), 'utf8')).to.equal(renderEnvExample());
+  });
+});

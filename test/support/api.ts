@@ -27,6 +27,7 @@ export async function startTestApi(overrides: Record<string, string> = {}): Prom
     REDIS_URL: stack.REDIS_URL,
     MONGODB_URI: mongoUri(name),
     QUEUE_PREFIX: name,
+    AGENT_NAME: name,
     LIVEKIT_URL: stack.LIVEKIT_URL,
     LIVEKIT_API_KEY: stack.LIVEKIT_API_KEY,
     LIVEKIT_API_SECRET: stack.LIVEKIT_API_SECRET,

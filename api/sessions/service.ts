@@ -1,0 +1,261 @@
+import type { Queue } from 'bullmq';
+import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import type { AgentResolver } from '../../common/agent-resolver.js';
+import type { ApiConfig } from '../../common/config.js';
+import {
+  AgentNotFoundError,
+  ConflictError,
+  isMongoUnavailable,
+  isRedisUnavailable,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+  type FieldError,
+} from '../../common/errors.js';
+import { sessionJobOptions } from '../../common/queue.js';
+import { buildRoomName, newRoomSuffix } from '../../common/rooms.js';
+import { newId } from '../../common/sessions/ids.js';
+import type { SessionModels } from '../../common/sessions/model.js';
+import {
+  batchRequestSchema,
+  sessionRequestSchema,
+  TERMINAL_STATUSES,
+  type SessionJob,
+  type SessionRequest,
+  type SessionStatus,
+} from '../../common/sessions/schema.js';
+import { queuedRecord, type SessionStore } from '../../common/sessions/store.js';
+import { fieldErrors, parseOrThrow } from '../../common/validate.js';
+import { participantToken } from './participant-token.js';
+import type { RecordWriter } from './record-writer.js';
+import { sessionView, viewFromJob, type SessionView } from './views.js';
+
+export interface SessionServiceDeps {
+  config: ApiConfig;
+  queue: Queue<SessionJob>;
+  store: SessionStore;
+  models: SessionModels;
+  resolver: AgentResolver;
+  writer: RecordWriter;
+  rooms: RoomServiceClient;
+  dispatch: AgentDispatchClient;
+}
+
+export interface CreatedSession {
+  sessionId: string;
+  agentId: string;
+  roomName: string;
+  status: 'queued';
+  livekitUrl: string;
+  participantToken: string;
+}
+
+export interface BatchProgress {
+  batchId: string;
+  accepted: number;
+  counts: Record<SessionStatus, number>;
+  done: boolean;
+}
+
+/** Outages of Redis or MongoDB become 503s; everything else passes through. */
+async function guard<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isRedisUnavailable(err)) throw new UnavailableError('redis', { cause: err });
+    if (isMongoUnavailable(err)) throw new UnavailableError('mongodb', { cause: err });
+    throw err;
+  }
+}
+
+/** Session requests: validate, check the agent, queue durably, answer. */
+export class SessionService {
+  constructor(private readonly d: SessionServiceDeps) {}
+
+  private job(req: SessionRequest, batchId?: string): SessionJob {
+    const sessionId = newId('ses');
+    return {
+      sessionId,
+      agentId: req.agentId,
+      roomName: req.roomName ?? buildRoomName(req.agentId, newRoomSuffix()),
+      participantIdentity: req.participant?.identity ?? `user-${sessionId.slice(4)}`,
+      ...(req.metadata ? { metadata: req.metadata } : {}),
+      ...(batchId ? { batchId } : {}),
+      requestedAt: new Date().toISOString(),
+    };
+  }
+
+  async create(body: unknown): Promise<CreatedSession> {
+    const req = parseOrThrow(sessionRequestSchema, body);
+    return guard(async () => {
+      await this.d.resolver.resolve(req.agentId); // unknown or deleted: 404, nothing queued
+      const job = this.job(req);
+      await this.d.queue.add('session', job, sessionJobOptions(job.sessionId, this.d.config.DISPATCH_ATTEMPTS));
+      this.d.writer.add([queuedRecord(job)]);
+      return {
+        sessionId: job.sessionId,
+        agentId: job.agentId,
+        roomName: job.roomName,
+        status: 'queued',
+        livekitUrl: this.d.config.LIVEKIT_PUBLIC_URL ?? this.d.config.LIVEKIT_URL,
+        participantToken: await participantToken(
+          { apiKey: this.d.config.LIVEKIT_API_KEY, apiSecret: this.d.config.LIVEKIT_API_SECRET, ttlSeconds: this.d.config.PARTICIPANT_TOKEN_TTL },
+          { room: job.roomName, identity: job.participantIdentity, ...(req.participant?.name ? { name: req.participant.name } : {}), ...(req.participant?.metadata ? { metadata: req.participant.metadata } : {}) },
+        ),
+      };
+    });
+  }
+
+  /** Validates every item first; one bad item fails the whole batch and nothing is queued. */
+  async createBatch(body: unknown): Promise<{ batchId: string; accepted: number; sessionIds: string[] }> {
+    const parsed = parseOrThrow(batchRequestSchema, body);
+    let requests: SessionRequest[];
+    if ('sessions' in parsed) {
+      const errors: FieldError[] = [];
+      requests = [];
+      parsed.sessions.forEach((item, i) => {
+        const r = sessionRequestSchema.safeParse(item);
+        if (r.success) requests.push(r.data);
+        else if (errors.length < 100) errors.push(...fieldErrors(r.error, ['sessions', i]));
+      });
+      if (errors.length) throw new ValidationError(errors.slice(0, 100));
+    } else {
+      const { agentId, count, participant, metadata } = parsed;
+      requests = Array.from({ length: count }, () => ({ agentId, ...(participant ? { participant } : {}), ...(metadata ? { metadata } : {}) }));
+    }
+
+    return guard(async () => {
+      const unknown: FieldError[] = [];
+      const agentIds = [...new Set(requests.map((r) => r.agentId))];
+      const missing = new Set<string>();
+      await Promise.all(
+        agentIds.map((id) =>
+          this.d.resolver.resolve(id).catch((err) => {
+            if (err instanceof AgentNotFoundError) missing.add(id);
+            else throw err;
+          }),
+        ),
+      );
+      if (missing.size) {
+        requests.forEach((r, i) => {
+          if (missing.has(r.agentId) && unknown.length < 100) unknown.push({ field: 'sessions' in parsed ? `sessions.${i}.agentId` : 'agentId', message: 'agent is not registered' });
+        });
+        throw new ValidationError(unknown);
+      }
+
+      const batchId = newId('bat');
+      const jobs = requests.map((r) => this.job(r, batchId));
+      const sessionIds = jobs.map((j) => j.sessionId);
+      await this.d.models.Batch.create({ _id: batchId, sessionIds, accepted: jobs.length, cancelled: false, createdAt: new Date() });
+      try {
+        await this.d.queue.addBulk(jobs.map((j) => ({ name: 'session', data: j, opts: sessionJobOptions(j.sessionId, this.d.config.DISPATCH_ATTEMPTS) })));
+      } catch (err) {
+        await this.d.models.Batch.deleteOne({ _id: batchId }).catch(() => undefined);
+        throw err;
+      }
+      this.d.writer.add(jobs.map(queuedRecord));
+      return { batchId, accepted: jobs.length, sessionIds };
+    });
+  }
+
+  async get(sessionId: string): Promise<SessionView> {
+    return guard(async () => {
+      const doc = await this.d.store.get(sessionId);
+      if (doc) return sessionView(doc);
+      const job = await this.d.queue.getJob(sessionId);
+      if (job?.data?.sessionId === sessionId) return viewFromJob(job.data);
+      throw new NotFoundError(`session ${JSON.stringify(sessionId)} does not exist`);
+    });
+  }
+
+  async list(q: { agentId?: string; status?: SessionStatus; batchId?: string; limit: number; cursor?: string }) {
+    return guard(async () => {
+      const filter: Record<string, unknown> = {};
+      if (q.agentId) filter.agentId = q.agentId;
+      if (q.status) filter.status = q.status;
+      if (q.batchId) filter.batchId = q.batchId;
+      if (q.cursor) filter._id = { $lt: q.cursor };
+      const docs = await this.d.models.Session.find(filter).sort({ _id: -1 }).limit(q.limit + 1).lean();
+      const page = docs.slice(0, q.limit);
+      return { items: page.map(sessionView), nextCursor: docs.length > q.limit ? page[page.length - 1]!._id : null };
+    });
+  }
+
+  /** queued or dispatching → cancelled; dispatched or active → dispatch deleted, room closed, ended. */
+  async cancel(sessionId: string): Promise<SessionView> {
+    return guard(async () => {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const doc = await this.d.store.get(sessionId);
+        const job = await this.d.queue.getJob(sessionId);
+        if (!doc && !job) throw new NotFoundError(`session ${JSON.stringify(sessionId)} does not exist`);
+        const status: SessionStatus = doc?.status ?? 'queued';
+        if (TERMINAL_STATUSES.includes(status)) throw new ConflictError(`session is already ${status}`);
+
+        if (status === 'queued' || status === 'dispatching') {
+          if (await this.d.store.transition(sessionId, 'cancelled', { failureReason: 'cancelled' }, job?.data)) {
+            await job?.remove().catch(() => undefined); // an active job is left to see the cancellation itself
+            return this.get(sessionId);
+          }
+          continue; // moved on meanwhile: look again
+        }
+
+        if (doc?.dispatchId) await ignoreNotFound(this.d.dispatch.deleteDispatch(doc.dispatchId, doc.roomName));
+        if (doc) await ignoreNotFound(this.d.rooms.deleteRoom(doc.roomName));
+        if (await this.d.store.transition(sessionId, 'ended', { failureReason: 'cancelled' })) return this.get(sessionId);
+      }
+      throw new ConflictError('the session changed while being cancelled; retry');
+    });
+  }
+
+  async batch(batchId: string): Promise<BatchProgress> {
+    return guard(async () => {
+      const batch = await this.d.models.Batch.findById(batchId, { accepted: 1 }).lean();
+      if (!batch) throw new NotFoundError(`batch ${JSON.stringify(batchId)} does not exist`);
+      const groups = await this.d.models.Session.aggregate<{ _id: SessionStatus; n: number }>([
+        { $match: { batchId } },
+        { $group: { _id: '$status', n: { $sum: 1 } } },
+      ]);
+      const counts = { queued: 0, dispatching: 0, dispatched: 0, active: 0, ended: 0, failed: 0, cancelled: 0 } as Record<SessionStatus, number>;
+      for (const g of groups) if (g._id in counts) counts[g._id] = g.n;
+      // Records not written yet are queued.
+      const recorded = Object.values(counts).reduce((a, b) => a + b, 0);
+      counts.queued += Math.max(0, batch.accepted - recorded);
+      return { batchId, accepted: batch.accepted, counts, done: counts.queued === 0 && counts.dispatching === 0 };
+    });
+  }
+
+  /** Cancels every session of the batch that is not dispatched yet. */
+  async cancelBatch(batchId: string): Promise<{ batchId: string; cancelled: number }> {
+    return guard(async () => {
+      const batch = await this.d.models.Batch.findById(batchId).lean();
+      if (!batch) throw new NotFoundError(`batch ${JSON.stringify(batchId)} does not exist`);
+      await this.d.models.Batch.updateOne({ _id: batchId }, { $set: { cancelled: true } });
+      await this.d.writer.flush();
+      let cancelled = 0;
+      for (let i = 0; i < batch.sessionIds.length; i += 200) {
+        const ids = batch.sessionIds.slice(i, i + 200);
+        const results = await Promise.all(
+          ids.map(async (id) => {
+            const job = await this.d.queue.getJob(id);
+            const ok = await this.d.store.transition(id, 'cancelled', { failureReason: 'batch_cancelled' }, job?.data);
+            if (ok) await job?.remove().catch(() => undefined);
+            return ok;
+          }),
+        );
+        cancelled += results.filter(Boolean).length;
+      }
+      return { batchId, cancelled };
+    });
+  }
+}
+
+async function ignoreNotFound(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    const e = err as { status?: number; code?: string };
+    if (e.status === 404 || e.code === 'not_found') return;
+    if (typeof e.status !== 'number' || e.status >= 500) throw new UnavailableError('livekit', { cause: err });
+    throw err;
+  }
+}

@@ -1,0 +1,46 @@
+import type { SessionDoc } from '../../common/sessions/model.js';
+import type { SessionJob, SessionStatus } from '../../common/sessions/schema.js';
+import { queuedRecord } from '../../common/sessions/store.js';
+
+export interface SessionView {
+  sessionId: string;
+  agentId: string;
+  roomName: string;
+  status: SessionStatus;
+  participantIdentity: string;
+  batchId?: string;
+  configVersion?: number;
+  dispatchId?: string;
+  failureReason?: string;
+  attempts: number;
+  metadata?: Record<string, unknown>;
+  requestedAt: string;
+  updatedAt: string;
+  transitions: { status: SessionStatus; at: string }[];
+}
+
+const iso = (d: Date | string) => new Date(d).toISOString();
+
+export function sessionView(d: SessionDoc): SessionView {
+  return {
+    sessionId: d._id,
+    agentId: d.agentId,
+    roomName: d.roomName,
+    status: d.status,
+    participantIdentity: d.participantIdentity,
+    ...(d.batchId ? { batchId: d.batchId } : {}),
+    ...(d.configVersion !== undefined ? { configVersion: d.configVersion } : {}),
+    ...(d.dispatchId ? { dispatchId: d.dispatchId } : {}),
+    ...(d.failureReason ? { failureReason: d.failureReason } : {}),
+    attempts: d.attempts ?? 0,
+    ...(d.metadata ? { metadata: d.metadata } : {}),
+    requestedAt: iso(d.requestedAt),
+    updatedAt: iso(d.updatedAt),
+    transitions: (d.transitions ?? []).map((t) => ({ status: t.status, at: iso(t.at) })),
+  };
+}
+
+/** A session whose record is not in MongoDB yet is still in its job: it is queued. */
+export function viewFromJob(job: SessionJob): SessionView {
+  return sessionView(queuedRecord(job));
+}

@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { agentIdSchema } from '../schemas/agent-config.js';
+import { metadataSchema } from '../schemas/json.js';
+
+/** The session request contract: body of POST /api/sessions and of each batch item. */
+
+export const SESSION_STATUSES = ['queued', 'dispatching', 'dispatched', 'active', 'ended', 'failed', 'cancelled'] as const;
+export type SessionStatus = (typeof SESSION_STATUSES)[number];
+export const TERMINAL_STATUSES: readonly SessionStatus[] = ['ended', 'failed', 'cancelled'];
+
+/** LiveKit room names: what the server accepts, minus characters that make trouble in URLs and logs. */
+export const roomNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,128}$/, '1-128 characters of A-Z a-z 0-9 _ . -')
+  .describe('join this room instead of a new agent-{id}-room-{suffix}');
+
+export const participantSchema = z.strictObject({
+  identity: z.string().regex(/^[A-Za-z0-9_.@+-]{1,128}$/, '1-128 characters of A-Z a-z 0-9 _ . @ + -').optional(),
+  name: z.string().trim().min(1).max(200).optional(),
+  metadata: z.string().max(8192, 'at most 8192 characters').optional().describe('LiveKit participant metadata (a string)'),
+});
+
+export const sessionRequestSchema = z.strictObject({
+  agentId: agentIdSchema,
+  participant: participantSchema.optional(),
+  roomName: roomNameSchema.optional(),
+  metadata: metadataSchema.optional(),
+});
+export type SessionRequest = z.output<typeof sessionRequestSchema>;
+
+export const MAX_BATCH = 10_000;
+
+export const batchRequestSchema = z.union([
+  z.strictObject({
+    sessions: z.array(z.unknown()).min(1, 'at least one session').max(MAX_BATCH, `at most ${MAX_BATCH} sessions`),
+  }),
+  z.strictObject({
+    agentId: agentIdSchema,
+    count: z.number().int().min(1).max(MAX_BATCH),
+    participant: participantSchema.omit({ identity: true }).optional(),
+    metadata: metadataSchema.optional(),
+  }),
+]);
+
+export const sessionListQuery = z.object({
+  agentId: agentIdSchema.optional(),
+  status: z.enum(SESSION_STATUSES).optional(),
+  batchId: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().min(1).max(64).optional(),
+});
+
+/** What the queue carries for one session: everything the dispatcher needs, nothing it must look up. */
+export interface SessionJob {
+  sessionId: string;
+  agentId: string;
+  roomName: string;
+  participantIdentity: string;
+  metadata?: Record<string, unknown>;
+  batchId?: string;
+  requestedAt: string;
+}

@@ -1,0 +1,80 @@
+import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import type { AgentResolver } from '../common/agent-resolver.js';
+import { AgentNotFoundError } from '../common/errors.js';
+import type { SessionJob } from '../common/sessions/schema.js';
+import type { SessionStore } from '../common/sessions/store.js';
+
+export interface DispatchDeps {
+  store: SessionStore;
+  resolver: AgentResolver;
+  rooms: RoomServiceClient;
+  dispatch: AgentDispatchClient;
+  agentName: string;
+  room: { emptyTimeout: number; maxParticipants: number };
+  /** Exclusive right to dispatch one session; resolves false when another process holds it. */
+  lock(sessionId: string): Promise<(() => Promise<void>) | undefined>;
+}
+
+export type Outcome =
+  | { result: 'dispatched'; dispatchId: string; reused: boolean }
+  | { result: 'skipped'; status: string }
+  | { result: 'failed'; reason: string }
+  | { result: 'busy' };
+
+/** The metadata the worker reads: ours last, so a caller cannot override which agent runs. */
+export function dispatchMetadata(job: SessionJob, configVersion: number): string {
+  return JSON.stringify({ ...job.metadata, agentId: job.agentId, sessionId: job.sessionId, configVersion });
+}
+
+function sessionIdOf(metadata: string): string | undefined {
+  try {
+    return (JSON.parse(metadata) as { sessionId?: string }).sessionId;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Turns one queued session into exactly one LiveKit agent dispatch. Safe to
+ * run again after any crash: an existing dispatch for the session is found
+ * in the room and reused, never made twice.
+ */
+export async function dispatchSession(job: SessionJob, d: DispatchDeps): Promise<Outcome> {
+  const current = await d.store.get(job.sessionId);
+  if (current && current.status !== 'queued' && current.status !== 'dispatching') {
+    return { result: 'skipped', status: current.status };
+  }
+
+  let configVersion: number;
+  try {
+    configVersion = (await d.resolver.resolve(job.agentId)).config.version;
+  } catch (err) {
+    if (!(err instanceof AgentNotFoundError)) throw err;
+    await d.store.transition(job.sessionId, 'failed', { failureReason: 'agent_not_found' }, job);
+    return { result: 'failed', reason: 'agent_not_found' };
+  }
+
+  const release = await d.lock(job.sessionId);
+  if (!release) return { result: 'busy' };
+  try {
+    if (!(await d.store.transition(job.sessionId, 'dispatching', { configVersion }, job))) {
+      const now = await d.store.get(job.sessionId);
+      return { result: 'skipped', status: now?.status ?? 'unknown' };
+    }
+    await d.rooms.createRoom({ name: job.roomName, emptyTimeout: d.room.emptyTimeout, maxParticipants: d.room.maxParticipants });
+    const existing = (await d.dispatch.listDispatch(job.roomName)).find(
+      (x) => x.agentName === d.agentName && sessionIdOf(x.metadata) === job.sessionId,
+    );
+    const made = existing ?? (await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata: dispatchMetadata(job, configVersion) }));
+
+    if (!(await d.store.transition(job.sessionId, 'dispatched', { dispatchId: made.id }))) {
+      // Cancelled while we worked: take the dispatch back so no agent joins.
+      const now = await d.store.get(job.sessionId);
+      if (now?.status === 'cancelled') await d.dispatch.deleteDispatch(made.id, job.roomName).catch(() => undefined);
+      return { result: 'skipped', status: now?.status ?? 'unknown' };
+    }
+    return { result: 'dispatched', dispatchId: made.id, reused: existing !== undefined };
+  } finally {
+    await release();
+  }
+}

@@ -1,0 +1,105 @@
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { loadConfig, dispatcherEnv } from '../common/config.js';
+import { UnavailableError, isMongoUnavailable } from '../common/errors.js';
+import { livekitClients } from '../common/livekit.js';
+import { acquireLock } from '../common/lock.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { agentModels } from '../common/models/agent.js';
+import { connectMongo } from '../common/mongo.js';
+import { dispatchBackoff, SESSIONS_QUEUE } from '../common/queue.js';
+import { createRedis } from '../common/redis.js';
+import { createResolver } from '../common/resolver-factory.js';
+import { sessionModels } from '../common/sessions/model.js';
+import type { SessionJob } from '../common/sessions/schema.js';
+import { SessionStore } from '../common/sessions/store.js';
+import { dispatchSession, type DispatchDeps } from './dispatch-session.js';
+import { classifyLivekitError } from './livekit-errors.js';
+
+export interface RunningDispatcher {
+  worker: Worker<SessionJob>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The dispatcher: a BullMQ worker on the sessions queue. Any number of them
+ * may share one queue; BullMQ hands each job to one at a time, and
+ * dispatchSession makes a retry after any crash harmless.
+ */
+export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logger?: Logger): Promise<RunningDispatcher> {
+  const config = loadConfig(dispatcherEnv, env);
+  const log = logger ?? createLogger('dispatcher', config.LOG_LEVEL);
+  const redis = createRedis(config.REDIS_URL, 'blocking');
+  redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+  const mongo = await connectMongo(config.MONGODB_URI);
+  const store = new SessionStore(await sessionModels(mongo));
+  const { resolver, close: closeResolver } = await createResolver(config, redis, await agentModels(mongo));
+  const { rooms, dispatch } = livekitClients(config);
+
+  const deps: DispatchDeps = {
+    store,
+    resolver,
+    rooms,
+    dispatch,
+    agentName: config.AGENT_NAME,
+    room: { emptyTimeout: config.ROOM_EMPTY_TIMEOUT, maxParticipants: config.ROOM_MAX_PARTICIPANTS },
+    lock: (id) => acquireLock(redis, `${config.QUEUE_PREFIX}:dispatch-lock:${id}`, 30_000),
+  };
+
+  const processJob = async (job: Job<SessionJob>, token?: string) => {
+    const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    try {
+      const outcome = await dispatchSession(job.data, deps);
+      if (outcome.result === 'busy') {
+        // Another process is dispatching this session right now: look again shortly.
+        await job.moveToDelayed(Date.now() + 1000, token);
+        throw new DelayedError();
+      }
+      log.debug({ sessionId: job.data.sessionId, ...outcome }, 'session processed');
+      return outcome;
+    } catch (err) {
+      if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
+      if (err instanceof UnavailableError || isMongoUnavailable(err)) {
+        log.warn({ sessionId: job.data.sessionId, attempt: job.attemptsMade + 1 }, 'dependency unavailable; will retry');
+        throw err;
+      }
+      const c = classifyLivekitError(err);
+      if (c.kind === 'rate-limited') {
+        await worker.rateLimit(c.retryAfterMs);
+        throw Worker.RateLimitError();
+      }
+      const reason = c.kind === 'permanent' ? c.reason : 'livekit_unavailable';
+      if (c.kind === 'permanent' || lastTry) {
+        await store.transition(job.data.sessionId, 'failed', { failureReason: reason }, job.data).catch(() => undefined);
+        log.warn({ sessionId: job.data.sessionId, reason }, 'session failed');
+        throw new UnrecoverableError(reason);
+      }
+      log.info({ sessionId: job.data.sessionId, attempt: job.attemptsMade + 1, err: (err as Error).message }, 'livekit error; will retry');
+      throw err;
+    }
+  };
+
+  const worker = new Worker<SessionJob>(SESSIONS_QUEUE, processJob, {
+    connection: createRedis(config.REDIS_URL, 'blocking'),
+    prefix: config.QUEUE_PREFIX,
+    concurrency: config.DISPATCH_CONCURRENCY,
+    limiter: { max: config.DISPATCH_RATE_MAX, duration: config.DISPATCH_RATE_DURATION_MS },
+    settings: { backoffStrategy: (attemptsMade: number) => dispatchBackoff(attemptsMade) },
+    // A job whose dispatcher died is handed to another after this long.
+    stalledInterval: 5_000,
+    lockDuration: 15_000,
+  });
+  worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
+  await worker.waitUntilReady();
+  log.info({ concurrency: config.DISPATCH_CONCURRENCY, agentName: config.AGENT_NAME }, 'dispatcher ready');
+
+  return {
+    worker,
+    async stop() {
+      // Stops taking jobs and waits for the active ones to finish.
+      await worker.close();
+      closeResolver();
+      redis.disconnect();
+      await mongo.close();
+    },
+  };
+}
