@@ -9,6 +9,7 @@ import { livekitClients } from '../common/livekit.js';
 import { sessionsQueue } from '../common/queue.js';
 import { createResolver } from '../common/resolver-factory.js';
 import { sessionModels } from '../common/sessions/model.js';
+import { sessionLock } from '../common/sessions/lock.js';
 import { SessionStore } from '../common/sessions/store.js';
 import { AgentRegistry } from './agents/registry.js';
 import { IdempotencyKeys } from './sessions/idempotency.js';
@@ -35,7 +36,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
 
   const { resolver, close: closeResolver } = await createResolver(config, redis, models);
   const sessionsModels = await sessionModels(mongo);
-  const store = new SessionStore(sessionsModels);
+  const store = new SessionStore(sessionsModels, sessionLock(redis, config.QUEUE_PREFIX));
   const writer = new RecordWriter(store, log);
   const queue = sessionsQueue(redis, config.QUEUE_PREFIX);
   queue.on('error', (err) => log.debug({ err: err.message }, 'queue error'));

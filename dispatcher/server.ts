@@ -11,6 +11,7 @@ import { createRedis } from '../common/redis.js';
 import { createResolver } from '../common/resolver-factory.js';
 import { sessionModels } from '../common/sessions/model.js';
 import type { SessionJob } from '../common/sessions/schema.js';
+import { sessionLock } from '../common/sessions/lock.js';
 import { SessionStore } from '../common/sessions/store.js';
 import { dispatchSession, type DispatchDeps } from './dispatch-session.js';
 import { classifyLivekitError } from './livekit-errors.js';
@@ -31,7 +32,7 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
   const redis = createRedis(config.REDIS_URL, 'blocking');
   redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
   const mongo = await connectMongo(config.MONGODB_URI);
-  const store = new SessionStore(await sessionModels(mongo));
+  const store = new SessionStore(await sessionModels(mongo), sessionLock(redis, config.QUEUE_PREFIX));
   const { resolver, close: closeResolver } = await createResolver(config, redis, await agentModels(mongo));
   const { rooms, dispatch } = livekitClients(config);
 

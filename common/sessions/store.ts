@@ -30,9 +30,23 @@ export function queuedRecord(job: SessionJob): SessionDoc {
   return { ...base, status: 'queued', transitions: [{ status: 'queued', at: base.requestedAt }], updatedAt: base.requestedAt };
 }
 
-/** Session records in MongoDB, changed only along the state machine. */
+/** Exclusive right to change one session's record; undefined when not obtained in time. */
+export type SessionLock = (sessionId: string) => Promise<(() => Promise<void>) | undefined>;
+
+/**
+ * Session records in MongoDB, changed only along the state machine.
+ *
+ * Each transition reads the record, checks the move, and writes by `_id`
+ * alone, under a short per-session Redis lock. A filter on `_id` plus status
+ * would do the same in one MongoDB round trip, but the MongoDB-compatible
+ * server used in development scans the whole collection for any filter that
+ * is not a bare `_id`; the lock keeps every transition an indexed write on both.
+ */
 export class SessionStore {
-  constructor(readonly models: SessionModels) {}
+  constructor(
+    readonly models: SessionModels,
+    private readonly lock: SessionLock,
+  ) {}
 
   get(sessionId: string) {
     return this.models.Session.findById(sessionId).lean();
@@ -44,35 +58,46 @@ export class SessionStore {
    * `job` already in `to`. Returns whether the transition happened.
    */
   async transition(sessionId: string, to: SessionStatus, fields: TransitionFields = {}, job?: SessionJob): Promise<boolean> {
-    const now = new Date();
-    const update = {
-      $set: { status: to, updatedAt: now, ...fields },
-      $push: { transitions: { status: to, at: now } },
-      ...(to === 'dispatching' ? { $inc: { attempts: 1 } } : {}),
-    };
-    const res = await this.models.Session.updateOne({ _id: sessionId, status: { $in: [...ENTERED_FROM[to]] } }, update);
-    if (res.matchedCount > 0) return true;
-    if (!job || !ENTERED_FROM[to].includes('queued')) return false;
-    const base = recordFromJob(job);
+    const release = await this.lock(sessionId);
+    if (!release) throw new Error(`session ${sessionId} is locked by another writer`);
     try {
-      await this.models.Session.create({
-        ...base,
-        ...fields,
-        status: to,
-        attempts: to === 'dispatching' ? 1 : 0,
-        transitions: [
-          { status: 'queued', at: base.requestedAt },
-          { status: to, at: now },
-        ],
-        updatedAt: now,
-      });
-      return true;
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
-      // Written meanwhile (by the API's writer or another process): try the guarded update once more.
-      const again = await this.models.Session.updateOne({ _id: sessionId, status: { $in: [...ENTERED_FROM[to]] } }, update);
-      return again.matchedCount > 0;
+      const now = new Date();
+      const cur = await this.models.Session.findById(sessionId, { status: 1, attempts: 1 }).lean();
+      if (cur) {
+        if (!ENTERED_FROM[to].includes(cur.status)) return false;
+        await this.models.Session.updateOne(
+          { _id: sessionId },
+          {
+            $set: { status: to, updatedAt: now, ...fields, ...(to === 'dispatching' ? { attempts: (cur.attempts ?? 0) + 1 } : {}) },
+            $push: { transitions: { status: to, at: now } },
+          },
+        );
+        return true;
+      }
+      // Not written yet (the API writes records behind the queue): create it already in `to`.
+      if (!job || !ENTERED_FROM[to].includes('queued')) return false;
+      const base = recordFromJob(job);
+      try {
+        await this.models.Session.create({
+          ...base,
+          ...fields,
+          status: to,
+          attempts: to === 'dispatching' ? 1 : 0,
+          transitions: [
+            { status: 'queued', at: base.requestedAt },
+            { status: to, at: now },
+          ],
+          updatedAt: now,
+        });
+        return true;
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+    } finally {
+      await release();
     }
+    // The queued record landed meanwhile: apply the move to it.
+    return this.transition(sessionId, to, fields);
   }
 
   /** Inserts queued records, skipping any that a dispatcher already wrote. */

@@ -38,10 +38,12 @@ func main() {
 	}
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Logger:    logger,
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
+		Logger:   logger,
+		Listener: ferretdb.ListenerConfig{TCP: *listen},
+		Handler:  "sqlite",
+		// WAL with synchronous=normal: no fsync per commit. Survives a crash of
+		// this process, not a power cut: right for development and tests.
+		SQLiteURL: "file:" + dir + "/?_pragma=synchronous(normal)",
 	})
 	if err != nil {
 		log.Fatalf("embedded-mongo: %v", err)
@@ -52,6 +54,7 @@ func main() {
 
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
+	go indexIDLookups(ctx, dir, logger)
 	fmt.Printf("embedded-mongo listening: %s\n", f.MongoDBURI())
 
 	if err := <-done; err != nil && ctx.Err() == nil {

@@ -1,0 +1,170 @@
+import { expect } from 'chai';
+import { Queue } from 'bullmq';
+import { livekitClients } from '../../common/livekit.js';
+import { SESSIONS_QUEUE } from '../../common/queue.js';
+import { createRedis, type Redis } from '../../common/redis.js';
+import { AccessToken, TokenVerifier } from 'livekit-server-sdk';
+import { agentBody, startTestApi, type TestApi } from '../support/api.js';
+import { startTestDispatcher } from '../support/dispatcher.js';
+import { stack } from '../support/env.js';
+import { until } from '../support/sessions.js';
+
+describe('session requests', () => {
+  let api: TestApi;
+  let redis: Redis;
+  let queue: Queue;
+  const jobCount = async () => {
+    const c = await queue.getJobCounts();
+    return Object.values(c).reduce((a, b) => a + b, 0);
+  };
+
+  beforeEach(async () => {
+    api = await startTestApi();
+    redis = createRedis(stack.REDIS_URL);
+    queue = new Queue(SESSIONS_QUEUE, { connection: redis, prefix: api.env.QUEUE_PREFIX });
+    await api.call('POST', '/api/agents/register', agentBody('7'));
+  });
+  afterEach(async () => {
+    await queue.obliterate({ force: true });
+    await queue.close();
+    redis.disconnect();
+    await api.stop();
+  });
+
+  it('answers 202 with a room of its own and a token for that room, and the session is readable at once', async () => {
+    const res = await api.call('POST', '/api/sessions', { agentId: 7, participant: { identity: 'caller-1', name: 'Caller' }, metadata: { ticket: 42 } });
+    expect(res.status).to.equal(202);
+    expect(res.body).to.include({ agentId: '7', status: 'queued', livekitUrl: stack.LIVEKIT_URL });
+    expect(res.body.roomName).to.match(/^agent-7-room-[a-z0-9]{16}$/);
+    expect(res.body.sessionId).to.match(/^ses_[0-9a-z]{21}$/);
+
+    const claims = await new TokenVerifier(stack.LIVEKIT_API_KEY, stack.LIVEKIT_API_SECRET).verify(res.body.participantToken);
+    expect(claims.sub).to.equal('caller-1');
+    expect(claims.name).to.equal('Caller');
+    expect(claims.video).to.deep.include({ room: res.body.roomName, roomJoin: true });
+    expect(claims.video?.roomAdmin).to.not.equal(true);
+    expect(claims.exp! - claims.nbf!).to.equal(900);
+
+    const got = await api.call('GET', `/api/sessions/${res.body.sessionId}`);
+    expect(got.status).to.equal(200);
+    expect(got.body).to.include({ status: 'queued', roomName: res.body.roomName, participantIdentity: 'caller-1' });
+    expect(got.body.metadata).to.deep.equal({ ticket: 42 });
+    expect(await jobCount()).to.equal(1);
+  });
+
+  it('uses the room the caller names', async () => {
+    const res = await api.call('POST', '/api/sessions', { agentId: '7', roomName: 'support-desk' });
+    expect(res.body.roomName).to.equal('support-desk');
+  });
+
+  it('refuses unknown and deleted agents with 404 and queues nothing', async () => {
+    expect((await api.call('POST', '/api/sessions', { agentId: 'nobody' })).status).to.equal(404);
+    await api.call('DELETE', '/api/agents/7');
+    const res = await api.call('POST', '/api/sessions', { agentId: '7' });
+    expect(res.status).to.equal(404);
+    expect(res.headers.get('content-type')).to.match(/problem\+json/);
+    expect(await jobCount()).to.equal(0);
+  });
+
+  it('answers bad requests with a 400 naming the field, and queues nothing', async () => {
+    const cases: [unknown, string][] = [
+      [{}, 'agentId'],
+      [{ agentId: { $gt: '' } }, 'agentId'],
+      [{ agentId: '7', roomName: '../etc' }, 'roomName'],
+      [{ agentId: '7', participant: { identity: 'has space' } }, 'participant.identity'],
+      [{ agentId: '7', metadata: { big: 'x'.repeat(9000) } }, 'metadata'],
+      [{ agentId: '7', metadata: 'not an object' }, 'metadata'],
+      [{ agentId: '7', extra: 1 }, 'extra'],
+    ];
+    for (const [body, field] of cases) {
+      const res = await api.call('POST', '/api/sessions', body);
+      expect(res.status, JSON.stringify(body)).to.equal(400);
+      expect(res.body.errors.map((e: { field: string }) => e.field), JSON.stringify(body)).to.include(field);
+    }
+    expect((await api.call('GET', '/api/sessions/not-an-id')).status).to.equal(400);
+    expect((await api.call('GET', '/api/sessions/ses_000000000000000000000')).status).to.equal(404);
+    expect(await jobCount()).to.equal(0);
+  });
+
+  it('with an Idempotency-Key, repeats return the first answer and queue nothing more; another body is a 409', async () => {
+    const headers = { 'idempotency-key': 'order-77' };
+    const first = await api.call('POST', '/api/sessions', { agentId: '7' }, headers);
+    const again = await api.call('POST', '/api/sessions', { agentId: '7' }, headers);
+    expect(first.status).to.equal(202);
+    expect(again.status).to.equal(202);
+    expect(again.body).to.deep.equal(first.body);
+    expect(again.headers.get('idempotent-replayed')).to.equal('true');
+    const other = await api.call('POST', '/api/sessions', { agentId: '7', roomName: 'elsewhere' }, headers);
+    expect(other.status).to.equal(409);
+    expect(await jobCount()).to.equal(1);
+    // A failed first request does not use up the key.
+    const bad = await api.call('POST', '/api/sessions', { agentId: 'ghost' }, { 'idempotency-key': 'k2' });
+    expect(bad.status).to.equal(404);
+    await api.call('POST', '/api/agents/register', agentBody('ghost'));
+    expect((await api.call('POST', '/api/sessions', { agentId: 'ghost' }, { 'idempotency-key': 'k2' })).status).to.equal(202);
+  });
+
+  it('cancels a queued session: it is never dispatched', async () => {
+    const res = await api.call('POST', '/api/sessions', { agentId: '7' });
+    const cancelled = await api.call('DELETE', `/api/sessions/${res.body.sessionId}`);
+    expect(cancelled.status).to.equal(200);
+    expect(cancelled.body.status).to.equal('cancelled');
+    expect(cancelled.body.transitions.map((t: { status: string }) => t.status)).to.deep.equal(['queued', 'cancelled']);
+    expect((await api.call('DELETE', `/api/sessions/${res.body.sessionId}`)).status).to.equal(409);
+
+    const d = await startTestDispatcher(api.env);
+    try {
+      const other = await api.call('POST', '/api/sessions', { agentId: '7' });
+      await until(async () => (await api.call('GET', `/api/sessions/${other.body.sessionId}`)).body.status === 'dispatched');
+      // A dispatch would have created the room.
+      const { rooms } = livekitClients(stack);
+      expect(await rooms.listRooms([res.body.roomName])).to.deep.equal([]);
+      expect((await api.call('GET', `/api/sessions/${res.body.sessionId}`)).body.status).to.equal('cancelled');
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('dispatches a session exactly once, with the agent id in the dispatch metadata, and ends it on DELETE', async () => {
+    const d = await startTestDispatcher(api.env);
+    try {
+      const res = await api.call('POST', '/api/sessions', { agentId: '7', metadata: { agentId: 'spoofed', lang: 'de' } });
+      const s = await until(async () => {
+        const g = await api.call('GET', `/api/sessions/${res.body.sessionId}`);
+        return g.body.status === 'dispatched' ? g.body : undefined;
+      });
+      expect(s.transitions.map((t: { status: string }) => t.status)).to.deep.equal(['queued', 'dispatching', 'dispatched']);
+      expect(s.configVersion).to.equal(1);
+      const { dispatch, rooms } = livekitClients(stack);
+      const listed = (await dispatch.listDispatch(res.body.roomName)).filter((x) => x.agentName === api.env.AGENT_NAME);
+      expect(listed).to.have.length(1);
+      expect(listed[0]!.id).to.equal(s.dispatchId);
+      expect(JSON.parse(listed[0]!.metadata)).to.deep.equal({ agentId: '7', lang: 'de', sessionId: res.body.sessionId, configVersion: 1 });
+
+      const ended = await api.call('DELETE', `/api/sessions/${res.body.sessionId}`);
+      expect(ended.status).to.equal(200);
+      expect(ended.body.status).to.equal('ended');
+      expect(await rooms.listRooms([res.body.roomName])).to.deep.equal([]);
+
+      const list = await api.call('GET', '/api/sessions?agentId=7&status=ended');
+      expect(list.body.items.map((x: { sessionId: string }) => x.sessionId)).to.deep.equal([res.body.sessionId]);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('fails a queued session whose agent was deleted before dispatch', async () => {
+    const res = await api.call('POST', '/api/sessions', { agentId: '7' });
+    await api.call('DELETE', '/api/agents/7');
+    const d = await startTestDispatcher(api.env);
+    try {
+      const s = await until(async () => {
+        const g = await api.call('GET', `/api/sessions/${res.body.sessionId}`);
+        return g.body.status === 'failed' ? g.body : undefined;
+      });
+      expect(s.failureReason).to.equal('agent_not_found');
+    } finally {
+      await d.stop();
+    }
+  });
+});
