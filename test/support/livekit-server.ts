@@ -37,7 +37,7 @@ export class OwnLivekit {
       ensureLivekitServer(),
       [
         '--dev', '--bind', '127.0.0.1', '--node-ip', '127.0.0.1',
-        '--port', String(this.port), '--rtc.tcp_port', String(this.tcpPort), '--rtc.udp_port', String(this.udpPort),
+        '--port', String(this.port), '--rtc.tcp_port', String(this.tcpPort), '--udp-port', String(this.udpPort),
         '--keys', `${stack.LIVEKIT_API_KEY}: ${stack.LIVEKIT_API_SECRET}`,
       ],
       { stdio: ['ignore', fd, fd] },
