@@ -1,4 +1,4 @@
-import express, { type Express } from 'express';
+import express, { type Express, type Router } from 'express';
 import type { ApiConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import type { Connection } from '../common/mongo.js';
@@ -21,6 +21,7 @@ export interface ApiDeps {
   registry: AgentRegistry;
   sessions: SessionService;
   idempotency: IdempotencyKeys;
+  webhooks: Router;
 }
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
@@ -53,6 +54,8 @@ export function createApp(d: ApiDeps): Express {
     sendProblem(res, 503, 'not-ready', 'Service unavailable', `unreachable: ${[!redis && 'redis', !mongo && 'mongodb'].filter(Boolean).join(', ')}`, { redis, mongo });
   });
 
+  // Signed by LiveKit, not by an API key: mounted before the key check.
+  app.use('/api/livekit/webhook', d.webhooks);
   app.use('/api', requireApiKey(d.config.API_KEYS));
   app.use('/api/agents', ...jsonBody(d.config.BODY_LIMIT), agentRoutes(d.registry));
   app.use('/api/sessions/batch', ...jsonBody(d.config.BATCH_BODY_LIMIT));

@@ -11,7 +11,11 @@ import { createResolver } from '../common/resolver-factory.js';
 import { sessionModels } from '../common/sessions/model.js';
 import { sessionLock } from '../common/sessions/lock.js';
 import { SessionStore } from '../common/sessions/store.js';
+import { callbacksQueue } from '../common/callbacks.js';
+import { AgentSlots } from '../common/sessions/agent-slots.js';
+import { wireSessionEffects } from '../common/sessions/effects.js';
 import { AgentRegistry } from './agents/registry.js';
+import { webhookRoutes } from './livekit/webhook-routes.js';
 import { IdempotencyKeys } from './sessions/idempotency.js';
 import { RecordWriter } from './sessions/record-writer.js';
 import { SessionService } from './sessions/service.js';
@@ -38,13 +42,17 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   const sessionsModels = await sessionModels(mongo);
   const store = new SessionStore(sessionsModels, sessionLock(redis, config.QUEUE_PREFIX));
   const writer = new RecordWriter(store, log);
+  const callbacks = callbacksQueue(redis, config.QUEUE_PREFIX);
+  callbacks.on('error', (err) => log.debug({ err: err.message }, 'callbacks queue error'));
+  wireSessionEffects(store, { slots: new AgentSlots(redis, config.QUEUE_PREFIX), callbacks, logger: log });
   const queue = sessionsQueue(redis, config.QUEUE_PREFIX);
   queue.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
   const { rooms, dispatch } = livekitClients(config);
-  const sessions = new SessionService({ config, queue, store, models: sessionsModels, resolver, writer, rooms, dispatch });
+  const sessions = new SessionService({ config, queue, store, models: sessionsModels, resolver, writer, callbacks, rooms, dispatch });
+  const webhooks = webhookRoutes({ store, models: sessionsModels, apiKey: config.LIVEKIT_API_KEY, apiSecret: config.LIVEKIT_API_SECRET, logger: log });
   const idempotency = new IdempotencyKeys(redis, config.QUEUE_PREFIX, config.IDEMPOTENCY_TTL);
 
-  const app = createApp({ config, logger: log, redis, mongo, registry, sessions, idempotency });
+  const app = createApp({ config, logger: log, redis, mongo, registry, sessions, idempotency, webhooks });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
@@ -63,6 +71,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
       });
       await writer.flush();
       await queue.close();
+      await callbacks.close();
       closeResolver();
       redis.disconnect();
       await mongo.close();

@@ -60,6 +60,11 @@ export const sharedEnv = {
     .regex(/^[A-Za-z0-9_-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 _ -')
     .default('agent-runtime')
     .describe('name the worker registers under; dispatches name it explicitly'),
+  CALLBACK_SECRET: z
+    .string()
+    .min(16, 'at least 16 characters')
+    .default('dev-callback-secret-0123456789')
+    .describe('HMAC secret that signs status callbacks (X-Agent-Runtime-Signature)'),
   CONFIG_CACHE_TTL: int(1, 86_400).default(300).describe('seconds an agent config stays cached in Redis'),
   CONFIG_NEGATIVE_TTL: int(1, 3600).default(5).describe('seconds an unknown agent id stays cached as unknown'),
   CONFIG_LRU_TTL_MS: int(100, 3_600_000).default(60_000).describe('milliseconds a config stays in a process without a change message'),
@@ -90,6 +95,7 @@ export const dispatcherEnv = {
   DISPATCH_RATE_DURATION_MS: int(1, 3_600_000).default(1000).describe('window of the global dispatch rate limit'),
   ROOM_EMPTY_TIMEOUT: int(0, 86_400).default(300).describe('seconds an empty room is kept (0: LiveKit default)'),
   ROOM_MAX_PARTICIPANTS: int(0, 100_000).default(0).describe('participant cap of a created room (0: none)'),
+  AGENT_JOIN_TIMEOUT: int(1, 3600).default(15).describe('seconds a dispatched session waits for its agent before one re-dispatch, then fails agent_never_joined'),
   DISPATCHER_METRICS_PORT: int(0, 65535).default(9465).describe('port of the dispatcher /metrics endpoint'),
 } as const;
 export const workerEnv = { ...sharedEnv } as const;
@@ -106,6 +112,7 @@ export class ConfigError extends Error {
 
 /** Secrets whose development defaults must never reach production. */
 const DEV_DEFAULTS: Record<string, string | string[]> = {
+  CALLBACK_SECRET: 'dev-callback-secret-0123456789',
   LIVEKIT_API_KEY: DEV_LIVEKIT_API_KEY,
   LIVEKIT_API_SECRET: DEV_LIVEKIT_API_SECRET,
   API_KEYS: ['dev-api-key'],

@@ -1,6 +1,9 @@
 import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
 import type { AgentResolver } from '../common/agent-resolver.js';
 import { AgentNotFoundError } from '../common/errors.js';
+import type { AgentConfig } from '../common/schemas/agent-config.js';
+import type { AgentSlots } from '../common/sessions/agent-slots.js';
+import { dispatchMetadata, sessionIdOf } from '../common/sessions/dispatch-metadata.js';
 import type { SessionJob } from '../common/sessions/schema.js';
 import type { SessionStore } from '../common/sessions/store.js';
 
@@ -13,26 +16,16 @@ export interface DispatchDeps {
   room: { emptyTimeout: number; maxParticipants: number };
   /** Exclusive right to dispatch one session; resolves false when another process holds it. */
   lock(sessionId: string): Promise<(() => Promise<void>) | undefined>;
+  slots: AgentSlots;
 }
 
 export type Outcome =
   | { result: 'dispatched'; dispatchId: string; reused: boolean }
   | { result: 'skipped'; status: string }
   | { result: 'failed'; reason: string }
-  | { result: 'busy' };
-
-/** The metadata the worker reads: ours last, so a caller cannot override which agent runs. */
-export function dispatchMetadata(job: SessionJob, configVersion: number): string {
-  return JSON.stringify({ ...job.metadata, agentId: job.agentId, sessionId: job.sessionId, configVersion });
-}
-
-function sessionIdOf(metadata: string): string | undefined {
-  try {
-    return (JSON.parse(metadata) as { sessionId?: string }).sessionId;
-  } catch {
-    return undefined;
-  }
-}
+  | { result: 'busy' }
+  /** The agent is at its maxConcurrentSessions: the session stays queued. */
+  | { result: 'at-capacity' };
 
 /**
  * Turns one queued session into exactly one LiveKit agent dispatch. Safe to
@@ -45,13 +38,18 @@ export async function dispatchSession(job: SessionJob, d: DispatchDeps): Promise
     return { result: 'skipped', status: current.status };
   }
 
-  let configVersion: number;
+  let config: AgentConfig;
   try {
-    configVersion = (await d.resolver.resolve(job.agentId)).config.version;
+    config = (await d.resolver.resolve(job.agentId)).config;
   } catch (err) {
     if (!(err instanceof AgentNotFoundError)) throw err;
     await d.store.transition(job.sessionId, 'failed', { failureReason: 'agent_not_found' }, job);
     return { result: 'failed', reason: 'agent_not_found' };
+  }
+
+  const configVersion = config.version;
+  if (config.maxConcurrentSessions && !(await d.slots.take(job.agentId, job.sessionId, config.maxConcurrentSessions))) {
+    return { result: 'at-capacity' };
   }
 
   const release = await d.lock(job.sessionId);

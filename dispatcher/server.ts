@@ -1,4 +1,8 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { callbacksQueue, startCallbackWorker } from '../common/callbacks.js';
+import { AgentSlots } from '../common/sessions/agent-slots.js';
+import { wireSessionEffects } from '../common/sessions/effects.js';
+import { checkAgentJoined, type JoinCheck } from './join-check.js';
 import { loadConfig, dispatcherEnv } from '../common/config.js';
 import { UnavailableError, isMongoUnavailable } from '../common/errors.js';
 import { livekitClients } from '../common/livekit.js';
@@ -15,6 +19,8 @@ import { sessionLock } from '../common/sessions/lock.js';
 import { SessionStore } from '../common/sessions/store.js';
 import { dispatchSession, type DispatchDeps } from './dispatch-session.js';
 import { classifyLivekitError } from './livekit-errors.js';
+
+export const JOIN_CHECKS_QUEUE = 'join-checks';
 
 export interface RunningDispatcher {
   worker: Worker<SessionJob>;
@@ -33,6 +39,19 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
   redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
   const mongo = await connectMongo(config.MONGODB_URI);
   const store = new SessionStore(await sessionModels(mongo), sessionLock(redis, config.QUEUE_PREFIX));
+  const slots = new AgentSlots(redis, config.QUEUE_PREFIX);
+  const callbacks = callbacksQueue(redis, config.QUEUE_PREFIX);
+  wireSessionEffects(store, { slots, callbacks, logger: log });
+  const joinChecks = new Queue<JoinCheck>(JOIN_CHECKS_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
+  const scheduleJoinCheck = (sessionId: string, round: number) =>
+    joinChecks.add('check', { sessionId, round }, {
+      jobId: `chk_${sessionId}_${round}`,
+      delay: config.AGENT_JOIN_TIMEOUT * 1000,
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: true,
+      removeOnFail: { age: 24 * 3600 },
+    });
   const { resolver, close: closeResolver } = await createResolver(config, redis, await agentModels(mongo));
   const { rooms, dispatch } = livekitClients(config);
 
@@ -44,17 +63,20 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
     agentName: config.AGENT_NAME,
     room: { emptyTimeout: config.ROOM_EMPTY_TIMEOUT, maxParticipants: config.ROOM_MAX_PARTICIPANTS },
     lock: (id) => acquireLock(redis, `${config.QUEUE_PREFIX}:dispatch-lock:${id}`, 30_000),
+    slots,
   };
 
   const processJob = async (job: Job<SessionJob>, token?: string) => {
     const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     try {
       const outcome = await dispatchSession(job.data, deps);
-      if (outcome.result === 'busy') {
-        // Another process is dispatching this session right now: look again shortly.
-        await job.moveToDelayed(Date.now() + 1000, token);
+      if (outcome.result === 'busy' || outcome.result === 'at-capacity') {
+        // Another process is dispatching this session, or its agent is at its cap: the session
+        // stays queued and is looked at again shortly.
+        await job.moveToDelayed(Date.now() + (outcome.result === 'busy' ? 1000 : 500), token);
         throw new DelayedError();
       }
+      if (outcome.result === 'dispatched') await scheduleJoinCheck(job.data.sessionId, 0);
       log.debug({ sessionId: job.data.sessionId, ...outcome }, 'session processed');
       return outcome;
     } catch (err) {
@@ -90,14 +112,29 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
     lockDuration: 15_000,
   });
   worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
-  await worker.waitUntilReady();
+
+  const checker = new Worker<JoinCheck>(
+    JOIN_CHECKS_QUEUE,
+    async (job) => {
+      const outcome = await checkAgentJoined(job.data, { store, dispatch, agentName: config.AGENT_NAME });
+      if (outcome === 'redispatched') await scheduleJoinCheck(job.data.sessionId, 1);
+      log.info({ sessionId: job.data.sessionId, outcome }, 'agent join checked');
+      return outcome;
+    },
+    { connection: createRedis(config.REDIS_URL, 'blocking'), prefix: config.QUEUE_PREFIX, concurrency: 8 },
+  );
+  checker.on('error', (err) => log.warn({ err: err.message }, 'join check worker error'));
+  const callbackWorker = startCallbackWorker({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX, secret: config.CALLBACK_SECRET, logger: log });
+
+  await Promise.all([worker.waitUntilReady(), checker.waitUntilReady(), callbackWorker.waitUntilReady()]);
   log.info({ concurrency: config.DISPATCH_CONCURRENCY, agentName: config.AGENT_NAME }, 'dispatcher ready');
 
   return {
     worker,
     async stop() {
       // Stops taking jobs and waits for the active ones to finish.
-      await worker.close();
+      await Promise.all([worker.close(), checker.close(), callbackWorker.close()]);
+      await Promise.all([joinChecks.close(), callbacks.close()]);
       closeResolver();
       redis.disconnect();
       await mongo.close();

@@ -12,7 +12,10 @@ import {
   ValidationError,
   type FieldError,
 } from '../../common/errors.js';
+import { enqueueCallback, type CallbackJob } from '../../common/callbacks.js';
 import { sessionJobOptions } from '../../common/queue.js';
+import { dispatchMetadata } from '../../common/sessions/dispatch-metadata.js';
+import { callbackPayload } from '../../common/sessions/effects.js';
 import { buildRoomName, newRoomSuffix } from '../../common/rooms.js';
 import { newId } from '../../common/sessions/ids.js';
 import type { SessionModels } from '../../common/sessions/model.js';
@@ -37,6 +40,7 @@ export interface SessionServiceDeps {
   models: SessionModels;
   resolver: AgentResolver;
   writer: RecordWriter;
+  callbacks: Queue<CallbackJob>;
   rooms: RoomServiceClient;
   dispatch: AgentDispatchClient;
 }
@@ -72,7 +76,7 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
 export class SessionService {
   constructor(private readonly d: SessionServiceDeps) {}
 
-  private job(req: SessionRequest, batchId?: string): SessionJob {
+  private job(req: SessionRequest, batchId?: string, batchCallbackUrl?: string): SessionJob {
     const sessionId = newId('ses');
     return {
       sessionId,
@@ -81,17 +85,36 @@ export class SessionService {
       participantIdentity: req.participant?.identity ?? `user-${sessionId.slice(4)}`,
       ...(req.metadata ? { metadata: req.metadata } : {}),
       ...(batchId ? { batchId } : {}),
+      ...(req.scheduledAt ? { scheduledAt: new Date(req.scheduledAt).toISOString() } : {}),
+      ...((req.callbackUrl ?? batchCallbackUrl) ? { callbackUrl: req.callbackUrl ?? batchCallbackUrl } : {}),
       requestedAt: new Date().toISOString(),
     };
+  }
+
+  private jobOptions(job: SessionJob) {
+    const opts = sessionJobOptions(job.sessionId, this.d.config.DISPATCH_ATTEMPTS);
+    // A scheduled session is a delayed job: it stays queued until its time.
+    const delay = job.scheduledAt ? Date.parse(job.scheduledAt) - Date.now() : 0;
+    return delay > 0 ? { ...opts, delay } : opts;
+  }
+
+  /** The "queued" callback: later changes are announced by whoever makes them. */
+  private async announceQueued(jobs: SessionJob[]): Promise<void> {
+    for (const job of jobs) {
+      if (job.callbackUrl) await enqueueCallback(this.d.callbacks, job.callbackUrl, callbackPayload(queuedRecord(job), undefined));
+    }
   }
 
   async create(body: unknown): Promise<CreatedSession> {
     const req = parseOrThrow(sessionRequestSchema, body);
     return guard(async () => {
-      await this.d.resolver.resolve(req.agentId); // unknown or deleted: 404, nothing queued
+      const { config } = await this.d.resolver.resolve(req.agentId); // unknown or deleted: 404, nothing queued
       const job = this.job(req);
-      await this.d.queue.add('session', job, sessionJobOptions(job.sessionId, this.d.config.DISPATCH_ATTEMPTS));
+      await this.d.queue.add('session', job, this.jobOptions(job));
       this.d.writer.add([queuedRecord(job)]);
+      await this.announceQueued([job]);
+      // Dispatch on join only where joining early cannot jump a schedule or a concurrency cap.
+      const dispatchOnJoin = !job.scheduledAt && !config.maxConcurrentSessions;
       return {
         sessionId: job.sessionId,
         agentId: job.agentId,
@@ -100,7 +123,13 @@ export class SessionService {
         livekitUrl: this.d.config.LIVEKIT_PUBLIC_URL ?? this.d.config.LIVEKIT_URL,
         participantToken: await participantToken(
           { apiKey: this.d.config.LIVEKIT_API_KEY, apiSecret: this.d.config.LIVEKIT_API_SECRET, ttlSeconds: this.d.config.PARTICIPANT_TOKEN_TTL },
-          { room: job.roomName, identity: job.participantIdentity, ...(req.participant?.name ? { name: req.participant.name } : {}), ...(req.participant?.metadata ? { metadata: req.participant.metadata } : {}) },
+          {
+            room: job.roomName,
+            identity: job.participantIdentity,
+            ...(req.participant?.name ? { name: req.participant.name } : {}),
+            ...(req.participant?.metadata ? { metadata: req.participant.metadata } : {}),
+            ...(dispatchOnJoin ? { dispatch: { agentName: this.d.config.AGENT_NAME, metadata: dispatchMetadata(job, config.version) } } : {}),
+          },
         ),
       };
     });
@@ -120,8 +149,13 @@ export class SessionService {
       });
       if (errors.length) throw new ValidationError(errors.slice(0, 100));
     } else {
-      const { agentId, count, participant, metadata } = parsed;
-      requests = Array.from({ length: count }, () => ({ agentId, ...(participant ? { participant } : {}), ...(metadata ? { metadata } : {}) }));
+      const { agentId, count, participant, metadata, scheduledAt } = parsed;
+      requests = Array.from({ length: count }, () => ({
+        agentId,
+        ...(participant ? { participant } : {}),
+        ...(metadata ? { metadata } : {}),
+        ...(scheduledAt ? { scheduledAt } : {}),
+      }));
     }
 
     return guard(async () => {
@@ -144,16 +178,17 @@ export class SessionService {
       }
 
       const batchId = newId('bat');
-      const jobs = requests.map((r) => this.job(r, batchId));
+      const jobs = requests.map((r) => this.job(r, batchId, parsed.callbackUrl));
       const sessionIds = jobs.map((j) => j.sessionId);
       await this.d.models.Batch.create({ _id: batchId, sessionIds, accepted: jobs.length, cancelled: false, createdAt: new Date() });
       try {
-        await this.d.queue.addBulk(jobs.map((j) => ({ name: 'session', data: j, opts: sessionJobOptions(j.sessionId, this.d.config.DISPATCH_ATTEMPTS) })));
+        await this.d.queue.addBulk(jobs.map((j) => ({ name: 'session', data: j, opts: this.jobOptions(j) })));
       } catch (err) {
         await this.d.models.Batch.deleteOne({ _id: batchId }).catch(() => undefined);
         throw err;
       }
       this.d.writer.add(jobs.map(queuedRecord));
+      await this.announceQueued(jobs);
       return { batchId, accepted: jobs.length, sessionIds };
     });
   }

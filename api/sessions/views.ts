@@ -13,6 +13,11 @@ export interface SessionView {
   dispatchId?: string;
   failureReason?: string;
   attempts: number;
+  redispatches?: number;
+  scheduledAt?: string;
+  callbackUrl?: string;
+  endedAt?: string;
+  durationSeconds?: number;
   metadata?: Record<string, unknown>;
   requestedAt: string;
   updatedAt: string;
@@ -33,6 +38,11 @@ export function sessionView(d: SessionDoc): SessionView {
     ...(d.dispatchId ? { dispatchId: d.dispatchId } : {}),
     ...(d.failureReason ? { failureReason: d.failureReason } : {}),
     attempts: d.attempts ?? 0,
+    ...(d.redispatches ? { redispatches: d.redispatches } : {}),
+    ...(d.scheduledAt ? { scheduledAt: iso(d.scheduledAt) } : {}),
+    ...(d.callbackUrl ? { callbackUrl: d.callbackUrl } : {}),
+    ...(d.endedAt ? { endedAt: iso(d.endedAt) } : {}),
+    ...(d.durationSeconds !== undefined ? { durationSeconds: d.durationSeconds } : {}),
     ...(d.metadata ? { metadata: d.metadata } : {}),
     requestedAt: iso(d.requestedAt),
     updatedAt: iso(d.updatedAt),

@@ -19,6 +19,11 @@ export interface SessionDoc {
   dispatchId?: string;
   failureReason?: string;
   attempts: number;
+  redispatches?: number;
+  scheduledAt?: Date;
+  callbackUrl?: string;
+  endedAt?: Date;
+  durationSeconds?: number;
   requestedAt: Date;
   updatedAt: Date;
 }
@@ -45,6 +50,11 @@ const sessionSchema = new Schema<SessionDoc>(
     dispatchId: { type: String },
     failureReason: { type: String },
     attempts: { type: Number, default: 0 },
+    redispatches: { type: Number },
+    scheduledAt: { type: Date },
+    callbackUrl: { type: String },
+    endedAt: { type: Date },
+    durationSeconds: { type: Number },
     requestedAt: { type: Date, required: true },
     updatedAt: { type: Date, required: true },
   },
@@ -53,6 +63,7 @@ const sessionSchema = new Schema<SessionDoc>(
 sessionSchema.index({ agentId: 1, _id: 1 });
 sessionSchema.index({ status: 1, _id: 1 });
 sessionSchema.index({ batchId: 1, status: 1 });
+sessionSchema.index({ roomName: 1, status: 1 });
 
 const batchSchema = new Schema<BatchDoc>(
   {

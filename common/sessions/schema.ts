@@ -20,11 +20,25 @@ export const participantSchema = z.strictObject({
   metadata: z.string().max(8192, 'at most 8192 characters').optional().describe('LiveKit participant metadata (a string)'),
 });
 
+const MAX_SCHEDULE_AHEAD_MS = 30 * 24 * 3600 * 1000;
+
+export const scheduledAtSchema = z.iso
+  .datetime({ offset: true })
+  .refine((v) => Date.parse(v) - Date.now() <= MAX_SCHEDULE_AHEAD_MS, 'at most 30 days ahead')
+  .describe('start the session at this time (ISO 8601); a past time means now');
+
+export const callbackUrlSchema = z
+  .url({ protocol: /^https?$/ })
+  .max(2048)
+  .describe('every status change is POSTed here as signed JSON');
+
 export const sessionRequestSchema = z.strictObject({
   agentId: agentIdSchema,
   participant: participantSchema.optional(),
   roomName: roomNameSchema.optional(),
   metadata: metadataSchema.optional(),
+  scheduledAt: scheduledAtSchema.optional(),
+  callbackUrl: callbackUrlSchema.optional(),
 });
 export type SessionRequest = z.output<typeof sessionRequestSchema>;
 
@@ -33,12 +47,15 @@ export const MAX_BATCH = 10_000;
 export const batchRequestSchema = z.union([
   z.strictObject({
     sessions: z.array(z.unknown()).min(1, 'at least one session').max(MAX_BATCH, `at most ${MAX_BATCH} sessions`),
+    callbackUrl: callbackUrlSchema.optional().describe('default callbackUrl of every item'),
   }),
   z.strictObject({
     agentId: agentIdSchema,
     count: z.number().int().min(1).max(MAX_BATCH),
     participant: participantSchema.omit({ identity: true }).optional(),
     metadata: metadataSchema.optional(),
+    scheduledAt: scheduledAtSchema.optional(),
+    callbackUrl: callbackUrlSchema.optional(),
   }),
 ]);
 
@@ -58,5 +75,7 @@ export interface SessionJob {
   participantIdentity: string;
   metadata?: Record<string, unknown>;
   batchId?: string;
+  scheduledAt?: string;
+  callbackUrl?: string;
   requestedAt: string;
 }

@@ -6,7 +6,13 @@ export interface TransitionFields {
   configVersion?: number;
   dispatchId?: string;
   failureReason?: string;
+  redispatches?: number;
+  endedAt?: Date;
+  durationSeconds?: number;
 }
+
+/** Told of every status change that happened, after it is written. */
+export type TransitionListener = (session: SessionDoc, from: SessionStatus | undefined) => void | Promise<void>;
 
 const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === 11000;
 
@@ -20,6 +26,8 @@ export function recordFromJob(job: SessionJob): Omit<SessionDoc, 'status' | 'tra
     participantIdentity: job.participantIdentity,
     ...(job.metadata ? { metadata: job.metadata } : {}),
     ...(job.batchId ? { batchId: job.batchId } : {}),
+    ...(job.scheduledAt ? { scheduledAt: new Date(job.scheduledAt) } : {}),
+    ...(job.callbackUrl ? { callbackUrl: job.callbackUrl } : {}),
     attempts: 0,
     requestedAt,
   };
@@ -43,10 +51,23 @@ export type SessionLock = (sessionId: string) => Promise<(() => Promise<void>) |
  * is not a bare `_id`; the lock keeps every transition an indexed write on both.
  */
 export class SessionStore {
+  private readonly listeners: TransitionListener[] = [];
+
   constructor(
     readonly models: SessionModels,
     private readonly lock: SessionLock,
   ) {}
+
+  onTransition(listener: TransitionListener): void {
+    this.listeners.push(listener);
+  }
+
+  private async notify(sessionId: string, from: SessionStatus | undefined): Promise<void> {
+    if (this.listeners.length === 0) return;
+    const doc = await this.models.Session.findById(sessionId).lean();
+    if (!doc) return;
+    for (const l of this.listeners) await l(doc, from);
+  }
 
   get(sessionId: string) {
     return this.models.Session.findById(sessionId).lean();
@@ -58,13 +79,24 @@ export class SessionStore {
    * `job` already in `to`. Returns whether the transition happened.
    */
   async transition(sessionId: string, to: SessionStatus, fields: TransitionFields = {}, job?: SessionJob): Promise<boolean> {
+    const moved = await this.move(sessionId, to, fields, job);
+    if (moved.done) await this.notify(sessionId, moved.from);
+    return moved.done;
+  }
+
+  private async move(
+    sessionId: string,
+    to: SessionStatus,
+    fields: TransitionFields,
+    job?: SessionJob,
+  ): Promise<{ done: boolean; from?: SessionStatus }> {
     const release = await this.lock(sessionId);
     if (!release) throw new Error(`session ${sessionId} is locked by another writer`);
     try {
       const now = new Date();
       const cur = await this.models.Session.findById(sessionId, { status: 1, attempts: 1 }).lean();
       if (cur) {
-        if (!ENTERED_FROM[to].includes(cur.status)) return false;
+        if (!ENTERED_FROM[to].includes(cur.status)) return { done: false };
         await this.models.Session.updateOne(
           { _id: sessionId },
           {
@@ -72,10 +104,10 @@ export class SessionStore {
             $push: { transitions: { status: to, at: now } },
           },
         );
-        return true;
+        return { done: true, from: cur.status };
       }
       // Not written yet (the API writes records behind the queue): create it already in `to`.
-      if (!job || !ENTERED_FROM[to].includes('queued')) return false;
+      if (!job || !ENTERED_FROM[to].includes('queued')) return { done: false };
       const base = recordFromJob(job);
       try {
         await this.models.Session.create({
@@ -89,7 +121,7 @@ export class SessionStore {
           ],
           updatedAt: now,
         });
-        return true;
+        return { done: true, from: 'queued' };
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
@@ -97,7 +129,21 @@ export class SessionStore {
       await release();
     }
     // The queued record landed meanwhile: apply the move to it.
-    return this.transition(sessionId, to, fields);
+    return this.move(sessionId, to, fields);
+  }
+
+  /** Changes fields (not the status) of a session that is still in `expected`. */
+  async update(sessionId: string, expected: SessionStatus, fields: TransitionFields): Promise<boolean> {
+    const release = await this.lock(sessionId);
+    if (!release) throw new Error(`session ${sessionId} is locked by another writer`);
+    try {
+      const cur = await this.models.Session.findById(sessionId, { status: 1 }).lean();
+      if (cur?.status !== expected) return false;
+      await this.models.Session.updateOne({ _id: sessionId }, { $set: { ...fields, updatedAt: new Date() } });
+      return true;
+    } finally {
+      await release();
+    }
   }
 
   /** Inserts queued records, skipping any that a dispatcher already wrote. */

@@ -1,0 +1,78 @@
+/**
+ * `npm run bench`: brings up the services the benchmarks need, runs each
+ * benchmark (median of BENCH_RUNS ≥ 5 runs, each against a baseline measured
+ * in the same run), rewrites docs/BENCHMARKS.md, and stops only the services
+ * it started.
+ *
+ * BENCH_ONLY=resolver,batch (names below) or BENCH_RUNS<5 make a partial run:
+ * its report is printed, docs/BENCHMARKS.md is left alone.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT } from '../tools/lib/paths.js';
+import { servicesDown, servicesUp, stackEnv } from '../tools/lib/services.js';
+import { benchBatch } from './batch.js';
+import { benchDispatch } from './dispatch.js';
+import { machine, versions } from './lib/machine.js';
+import { evaluate, fmt, renderReport, type Section } from './lib/report.js';
+import { benchRegistryWrites } from './registry-writes.js';
+import { benchResolver } from './resolver.js';
+import { benchSessionsHttp } from './sessions-http.js';
+
+const BENCHES: [string, (runs: number, log: (m: string) => void) => Promise<Section>][] = [
+  ['resolver', benchResolver],
+  ['registry', benchRegistryWrites],
+  ['sessions', benchSessionsHttp],
+  ['batch', benchBatch],
+  ['dispatch', benchDispatch],
+];
+
+const runs = Number(process.env.BENCH_RUNS ?? 5);
+if (!Number.isInteger(runs) || runs < 1) throw new Error('BENCH_RUNS must be a positive integer');
+const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+const unknown = only?.filter((n) => !BENCHES.some(([name]) => name === n)) ?? [];
+if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; known: ${BENCHES.map(([n]) => n).join(', ')}`);
+const partial = (only !== undefined && only.length < BENCHES.length) || runs < 5;
+
+const startedAt = Date.now();
+const log = (m: string) => console.log(m);
+const started = await servicesUp(stackEnv(), (m) => console.log(`[services] ${m}`));
+let code = 1;
+try {
+  const m = machine();
+  const sections: Section[] = [];
+  for (const [name, fn] of BENCHES) {
+    if (only && !only.includes(name)) continue;
+    const t = Date.now();
+    log(`[bench] ${name}: ${runs} runs`);
+    const s = await fn(runs, log);
+    sections.push(s);
+    for (const f of s.figures) {
+      const e = evaluate(f);
+      log(`[bench]   ${f.name}: ${fmt(e.value)} ${f.unit} (baseline ${fmt(e.baseline)} ${f.baseline.unit}, ratio ${fmt(e.ratio)})${e.met === undefined ? '' : e.met ? ' target met' : ' TARGET MISSED'}`);
+    }
+    log(`[bench] ${name}: ${((Date.now() - t) / 1000).toFixed(0)} s`);
+  }
+  const md = renderReport({
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    command: 'npm run bench',
+    machine: m,
+    versions: versions(),
+    sections,
+    durationS: (Date.now() - startedAt) / 1000,
+  });
+  if (partial) {
+    log('\n[bench] partial run (BENCH_ONLY or BENCH_RUNS < 5): docs/BENCHMARKS.md left unchanged\n');
+    log(md);
+  } else {
+    const file = path.join(ROOT, 'docs', 'BENCHMARKS.md');
+    writeFileSync(file, `${md}\n`);
+    log(`[bench] wrote ${path.relative(process.cwd(), file)} in ${((Date.now() - startedAt) / 1000).toFixed(0)} s`);
+  }
+  code = 0;
+} catch (err) {
+  console.error(err);
+} finally {
+  await servicesDown(started, (m) => console.log(`[services] ${m}`));
+}
+process.exit(code);

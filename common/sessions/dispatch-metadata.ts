@@ -1,0 +1,18 @@
+import type { SessionJob } from './schema.js';
+
+/**
+ * The dispatch metadata the worker reads: the caller's metadata with ours last,
+ * so a caller cannot change which agent runs or which session it reports to.
+ */
+export function dispatchMetadata(job: Pick<SessionJob, 'agentId' | 'sessionId' | 'metadata'>, configVersion: number): string {
+  return JSON.stringify({ ...job.metadata, agentId: job.agentId, sessionId: job.sessionId, configVersion });
+}
+
+export function sessionIdOf(metadata: string): string | undefined {
+  try {
+    const v = (JSON.parse(metadata) as { sessionId?: unknown }).sessionId;
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,41 @@
+import type { Queue } from 'bullmq';
+import { enqueueCallback, type CallbackJob } from '../callbacks.js';
+import type { Logger } from '../logger.js';
+import type { AgentSlots } from './agent-slots.js';
+import type { SessionDoc } from './model.js';
+import { TERMINAL_STATUSES, type SessionStatus } from './schema.js';
+import type { SessionStore } from './store.js';
+
+/** The JSON a callback receives for one status change. */
+export function callbackPayload(s: SessionDoc, previousStatus: SessionStatus | undefined) {
+  return {
+    event: 'session.status',
+    sessionId: s._id,
+    agentId: s.agentId,
+    roomName: s.roomName,
+    status: s.status,
+    previousStatus: previousStatus ?? null,
+    ...(s.batchId ? { batchId: s.batchId } : {}),
+    ...(s.failureReason ? { failureReason: s.failureReason } : {}),
+    ...(s.durationSeconds !== undefined ? { durationSeconds: s.durationSeconds } : {}),
+    at: new Date(s.updatedAt).toISOString(),
+  };
+}
+
+/**
+ * What follows a status change, wherever it happens: a session that is over
+ * gives back its agent slot, and its callback (if any) is queued. Neither can
+ * fail the change itself.
+ */
+export function wireSessionEffects(store: SessionStore, o: { slots: AgentSlots; callbacks: Queue<CallbackJob>; logger: Logger }): void {
+  store.onTransition(async (doc, from) => {
+    if (TERMINAL_STATUSES.includes(doc.status)) {
+      await o.slots.release(doc.agentId, doc._id).catch((err) => o.logger.warn({ err: (err as Error).message }, 'agent slot not released'));
+    }
+    if (doc.callbackUrl) {
+      await enqueueCallback(o.callbacks, doc.callbackUrl, callbackPayload(doc, from)).catch((err) =>
+        o.logger.warn({ sessionId: doc._id, err: (err as Error).message }, 'callback not queued'),
+      );
+    }
+  });
+}
