@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, closeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,8 +20,16 @@ export class OwnLivekit {
     private readonly udpPort: number,
   ) {}
 
+  /** Sends its webhooks here when set before `up`. */
+  webhookUrl?: string;
+
+  /** Ports chosen, server not started: lets a test start an API that points at it first. */
+  static async create(): Promise<OwnLivekit> {
+    return new OwnLivekit(await freePort(), await freePort(), await freePort());
+  }
+
   static async start(): Promise<OwnLivekit> {
-    const lk = new OwnLivekit(await freePort(), await freePort(), await freePort());
+    const lk = await OwnLivekit.create();
     await lk.up();
     return lk;
   }
@@ -33,10 +41,12 @@ export class OwnLivekit {
   async up(): Promise<void> {
     const log = path.join(this.dir, 'livekit.log');
     const fd = openSync(log, 'a');
+    const config = path.join(this.dir, 'livekit.yaml');
+    writeFileSync(config, this.webhookUrl ? `webhook:\n  api_key: ${JSON.stringify(stack.LIVEKIT_API_KEY)}\n  urls:\n    - ${JSON.stringify(this.webhookUrl)}\n` : '{}\n');
     this.child = spawn(
       ensureLivekitServer(),
       [
-        '--dev', '--bind', '127.0.0.1', '--node-ip', '127.0.0.1',
+        '--dev', '--config', config, '--bind', '127.0.0.1', '--node-ip', '127.0.0.1',
         '--port', String(this.port), '--rtc.tcp_port', String(this.tcpPort), '--udp-port', String(this.udpPort),
         '--keys', `${stack.LIVEKIT_API_KEY}: ${stack.LIVEKIT_API_SECRET}`,
       ],
