@@ -98,7 +98,28 @@ export const dispatcherEnv = {
   AGENT_JOIN_TIMEOUT: int(1, 3600).default(15).describe('seconds a dispatched session waits for its agent before one re-dispatch, then fails agent_never_joined'),
   DISPATCHER_METRICS_PORT: int(0, 65535).default(9465).describe('port of the dispatcher /metrics endpoint'),
 } as const;
-export const workerEnv = { ...sharedEnv } as const;
+const secret = (what: string) => z.string().default('').describe(what);
+const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
+
+export const workerEnv = {
+  ...sharedEnv,
+  OPENAI_API_KEY: secret('OpenAI (or OpenAI-compatible) API key for LLM, STT and TTS'),
+  OPENAI_BASE_URL: url(['http:', 'https:']).default('https://api.openai.com/v1').describe('OpenAI-compatible endpoint; an agent\'s llm.baseURL overrides it for the LLM'),
+  DEEPGRAM_API_KEY: secret('Deepgram API key'),
+  DEEPGRAM_BASE_URL: url(['http:', 'https:', 'ws:', 'wss:']).default('https://api.deepgram.com').describe('Deepgram endpoint (STT websocket and TTS)'),
+  BITHUMAN_API_SECRET: secret('BitHuman API secret, for agents with avatarModel'),
+  BITHUMAN_API_URL: url(['http:', 'https:'])
+    .default('https://auth.api.bithuman.ai/v1/runtime-tokens/request')
+    .describe('BitHuman runtime-token endpoint'),
+  BITHUMAN_MODE: z.enum(['cpu', 'gpu']).default('cpu').describe('BitHuman rendering mode'),
+  WORKER_LOAD_THRESHOLD: num(0.01, 1).default(0.7).describe('load (0..1) above which this worker takes no new jobs'),
+  WORKER_IDLE_PROCESSES: int(1, 64).default(2).describe('job processes kept warm'),
+  WORKER_HOST: z.string().min(1).default('127.0.0.1').describe('address of the worker health and metrics endpoints (0.0.0.0 in containers)'),
+  WORKER_HEALTH_PORT: int(0, 65535).default(8081).describe('port of the agent server health endpoint (0: any free port)'),
+  WORKER_METRICS_PORT: int(0, 65535).default(9466).describe('port of the worker /metrics endpoint (0: any free port)'),
+} as const;
+
+export type WorkerConfig = z.output<z.ZodObject<typeof workerEnv>>;
 
 export type SharedConfig = z.output<z.ZodObject<typeof sharedEnv>>;
 export type ApiConfig = z.output<z.ZodObject<typeof apiEnv>>;

@@ -1,12 +1,11 @@
 import type { WebhookEvent } from 'livekit-server-sdk';
+import { SESSION_ATTRIBUTE } from '../../common/sessions/attributes.js';
 import type { SessionModels } from '../../common/sessions/model.js';
 import type { SessionStore } from '../../common/sessions/store.js';
 
 /** ParticipantInfo.Kind.AGENT in LiveKit's protocol. */
 const AGENT_KIND = 4;
 
-/** Set by our worker on its participant; lets a webhook name the session even in a shared room. */
-export const SESSION_ATTRIBUTE = 'agent-runtime.session-id';
 
 export interface WebhookDeps {
   store: SessionStore;

@@ -1,5 +1,6 @@
 import { AccessToken } from 'livekit-server-sdk';
 import { Room } from '@livekit/rtc-node';
+import { SESSION_ATTRIBUTE } from '../../common/sessions/attributes.js';
 import { stack } from './env.js';
 
 /** A real participant in a LiveKit room (the @livekit/rtc-node client). */
@@ -14,7 +15,7 @@ export async function joinAsAgent(url: string, roomName: string, sessionId?: str
   const at = new AccessToken(stack.LIVEKIT_API_KEY, stack.LIVEKIT_API_SECRET, {
     identity: `agent-test-${Math.random().toString(36).slice(2, 8)}`,
     ttl: 600,
-    ...(sessionId ? { attributes: { 'agent-runtime.session-id': sessionId } } : {}),
+    ...(sessionId ? { attributes: { [SESSION_ATTRIBUTE]: sessionId } } : {}),
   });
   at.kind = 'agent';
   at.addGrant({ room: roomName, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true });

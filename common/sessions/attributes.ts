@@ -1,0 +1,3 @@
+/** Participant attributes our worker sets on its agent participant, read back by the webhook handler. */
+export const SESSION_ATTRIBUTE = 'agent-runtime.session-id';
+export const AGENT_ATTRIBUTE = 'agent-runtime.agent-id';

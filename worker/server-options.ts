@@ -1,0 +1,24 @@
+import { ServerOptions } from '@livekit/agents';
+import { fileURLToPath } from 'node:url';
+import type { WorkerConfig } from '../common/config.js';
+
+/** The agent file's own path, .ts under tsx and .js when built: job processes load it. */
+export const AGENT_FILE = fileURLToPath(new URL(`./agent${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
+
+/**
+ * The agent server's options from the worker's settings. The LiveKit URL is
+ * passed explicitly: ServerOptions does not read LIVEKIT_URL by itself.
+ */
+export function serverOptions(c: WorkerConfig): ServerOptions {
+  return new ServerOptions({
+    agent: AGENT_FILE,
+    agentName: c.AGENT_NAME,
+    wsURL: c.LIVEKIT_URL,
+    apiKey: c.LIVEKIT_API_KEY,
+    apiSecret: c.LIVEKIT_API_SECRET,
+    loadThreshold: c.WORKER_LOAD_THRESHOLD,
+    numIdleProcesses: c.WORKER_IDLE_PROCESSES,
+    host: c.WORKER_HOST,
+    port: c.WORKER_HEALTH_PORT,
+  });
+}
