@@ -1,6 +1,9 @@
 import { defineAgent, type JobContext, type JobProcess } from '@livekit/agents';
 import { workerDeps } from './deps.js';
 import { runJob } from './entry.js';
+import { sinkEvents } from './metrics.js';
+
+const events = sinkEvents();
 
 /**
  * The agent definition LiveKit's agent server loads in every job process
@@ -12,6 +15,7 @@ export default defineAgent({
     await workerDeps();
   },
   entry: async (ctx: JobContext) => {
-    await runJob(ctx, await workerDeps());
+    events.received();
+    await runJob(ctx, await workerDeps(), events);
   },
 });

@@ -3,7 +3,7 @@ import { voice } from '@livekit/agents';
 import { AgentNotFoundError, UnavailableError } from '../common/errors.js';
 import type { AgentConfig } from '../common/schemas/agent-config.js';
 import type { Tier } from '../common/agent-resolver.js';
-import { AGENT_ATTRIBUTE, SESSION_ATTRIBUTE } from '../common/sessions/attributes.js';
+import { AGENT_ATTRIBUTE, SESSION_ATTRIBUTE, WORKER_ATTRIBUTE } from '../common/sessions/attributes.js';
 import { BitHumanAvatar, BITHUMAN_IDENTITY } from './avatar/bithuman.js';
 import type { WorkerDeps } from './deps.js';
 import { jobTarget } from './job-target.js';
@@ -60,6 +60,7 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   await ctx.room.localParticipant?.setAttributes({
     [SESSION_ATTRIBUTE]: target.sessionId ?? '',
     [AGENT_ATTRIBUTE]: config.id,
+    [WORKER_ATTRIBUTE]: ctx.workerId,
   });
 
   const frames = config.vision ? new LatestFrame(ctx.room, new Set([BITHUMAN_IDENTITY])) : undefined;

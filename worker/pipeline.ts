@@ -4,7 +4,7 @@ import * as openai from '@livekit/agents-plugin-openai';
 import type { WorkerConfig } from '../common/config.js';
 import type { AgentConfig } from '../common/schemas/agent-config.js';
 
-type SessionOptions = ConstructorParameters<typeof voice.AgentSession>[0];
+type SessionOptions = NonNullable<ConstructorParameters<typeof voice.AgentSession>[0]>;
 
 const toWs = (u: string) => u.replace(/^http/, 'ws');
 const toHttp = (u: string) => u.replace(/^ws/, 'http');

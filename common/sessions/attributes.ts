@@ -1,3 +1,4 @@
 /** Participant attributes our worker sets on its agent participant, read back by the webhook handler. */
 export const SESSION_ATTRIBUTE = 'agent-runtime.session-id';
 export const AGENT_ATTRIBUTE = 'agent-runtime.agent-id';
+export const WORKER_ATTRIBUTE = 'agent-runtime.worker-id';

@@ -1,0 +1,55 @@
+import { expect } from 'chai';
+import { initializeLogger } from '@livekit/agents';
+import * as deepgram from '@livekit/agents-plugin-deepgram';
+import * as openai from '@livekit/agents-plugin-openai';
+import { loadConfig, workerEnv } from '../../common/config.js';
+import { agentConfigInput, type AgentConfig } from '../../common/schemas/agent-config.js';
+import { jobTarget } from '../../worker/job-target.js';
+import { instructionsFor, pipelineFor } from '../../worker/pipeline.js';
+import { agentBody } from '../support/api.js';
+
+const config = (extra: Record<string, unknown> = {}): AgentConfig => ({
+  ...agentConfigInput.parse(agentBody('9', extra)),
+  version: 1,
+  createdAt: '',
+  updatedAt: '',
+});
+
+describe('worker: which agent a job is for, and its pipeline', () => {
+  before(() => initializeLogger({ pretty: false, level: 'warn' }));
+
+  it('takes the agent id from the dispatch metadata, else from the room name', () => {
+    expect(jobTarget(JSON.stringify({ agentId: '12', sessionId: 'ses_x', configVersion: 3 }), 'anything')).to.deep.equal({ agentId: '12', sessionId: 'ses_x', configVersion: 3 });
+    expect(jobTarget('', 'agent-123-room')).to.deep.equal({ agentId: '123' });
+    expect(jobTarget('not json', 'agent-7-room-abcdefghij012345')).to.deep.equal({ agentId: '7' });
+    expect(jobTarget(JSON.stringify({ agentId: 5 }), undefined)).to.deep.equal({ agentId: '5' });
+    expect(jobTarget('[1,2]', 'lobby')).to.deep.equal({});
+  });
+
+  it('asks for the target language when the agent translates', () => {
+    expect(instructionsFor(config())).to.equal('You are a helpful voice assistant.');
+    const t = instructionsFor(config({ translation: { targetLanguage: 'German', sourceLanguage: 'French' } }));
+    expect(t).to.match(/Always answer in German/);
+    expect(t).to.match(/The user speaks French/);
+  });
+
+  it('builds the providers the config names, against the configured endpoints', () => {
+    const env = loadConfig(workerEnv, { OPENAI_API_KEY: 'k', DEEPGRAM_API_KEY: 'd', OPENAI_BASE_URL: 'http://127.0.0.1:1/v1', DEEPGRAM_BASE_URL: 'http://127.0.0.1:2' });
+    const a = pipelineFor(config(), env);
+    expect(a.stt).to.be.instanceOf(deepgram.STT);
+    expect(a.llm).to.be.instanceOf(openai.LLM);
+    expect(a.tts).to.be.instanceOf(openai.TTS);
+    expect(a.turnHandling).to.deep.equal({ turnDetection: 'vad', interruption: { enabled: true, mode: 'vad' } });
+    const b = pipelineFor(config({ stt: { provider: 'openai' }, tts: { provider: 'deepgram' }, allowInterruptions: false, turnDetection: 'stt' }), env);
+    expect(b.stt).to.be.instanceOf(openai.STT);
+    expect(b.tts).to.be.instanceOf(deepgram.TTS);
+    expect(b.turnHandling).to.deep.equal({ turnDetection: 'stt', interruption: { enabled: false, mode: 'vad' } });
+  });
+
+  it('defaults to the real provider endpoints', () => {
+    const env = loadConfig(workerEnv, {});
+    expect(env.OPENAI_BASE_URL).to.equal('https://api.openai.com/v1');
+    expect(env.DEEPGRAM_BASE_URL).to.equal('https://api.deepgram.com');
+    expect(env.BITHUMAN_API_URL).to.equal('https://auth.api.bithuman.ai/v1/runtime-tokens/request');
+  });
+});

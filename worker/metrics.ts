@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import client from 'prom-client';
+import type { JobEvents } from './entry.js';
+
+/**
+ * Worker metrics. Jobs run in processes forked by the agent server, so each
+ * job process reports what happened to the worker's own metrics server over
+ * loopback (`POST /internal/job-events`, with a per-worker token), and the
+ * worker serves them all on one `/metrics`.
+ */
+export const SINK_ENV = 'AGENT_RUNTIME_METRICS_SINK';
+
+export type JobEvent =
+  | { type: 'received' }
+  | { type: 'resolved'; tier: string; seconds: number }
+  | { type: 'started'; agentId: string; seconds: number }
+  | { type: 'ended'; agentId: string }
+  | { type: 'failed'; reason: string }
+  | { type: 'avatar'; result: 'started' | 'failed' };
+
+export function workerRegistry() {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'agent_runtime_worker_' });
+  const jobs = new client.Counter({ name: 'agent_runtime_worker_jobs_total', help: 'Jobs by outcome: received, accepted (session started), failed', labelNames: ['result', 'reason'], registers: [registry] });
+  const jobStart = new client.Histogram({
+    name: 'agent_runtime_worker_job_to_session_start_seconds',
+    help: 'Time from a job reaching the worker to its agent session started',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+    registers: [registry],
+  });
+  const resolution = new client.Histogram({
+    name: 'agent_runtime_config_resolution_seconds',
+    help: 'Agent config resolution time by the tier that answered',
+    labelNames: ['tier'],
+    buckets: [0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
+    registers: [registry],
+  });
+  const cache = new client.Counter({ name: 'agent_runtime_config_cache_total', help: 'Config resolutions by tier (lru and redis are hits, mongo a miss)', labelNames: ['tier'], registers: [registry] });
+  const active = new client.Gauge({ name: 'agent_runtime_worker_active_sessions', help: 'Agent sessions running on this worker, by agent', labelNames: ['agent_id'], registers: [registry] });
+  const avatars = new client.Counter({ name: 'agent_runtime_avatar_starts_total', help: 'Avatar starts by result', labelNames: ['result'], registers: [registry] });
+
+  const apply = (e: JobEvent) => {
+    switch (e.type) {
+      case 'received':
+        jobs.inc({ result: 'received', reason: '' });
+        break;
+      case 'resolved':
+        resolution.observe({ tier: e.tier }, e.seconds);
+        cache.inc({ tier: e.tier });
+        break;
+      case 'started':
+        jobs.inc({ result: 'accepted', reason: '' });
+        jobStart.observe(e.seconds);
+        active.inc({ agent_id: e.agentId });
+        break;
+      case 'ended':
+        active.dec({ agent_id: e.agentId });
+        break;
+      case 'failed':
+        jobs.inc({ result: 'failed', reason: e.reason });
+        break;
+      case 'avatar':
+        avatars.inc({ result: e.result });
+        break;
+    }
+  };
+  return { registry, apply };
+}
+
+/** Serves /metrics and the loopback sink; sets the sink's address for job processes to inherit. */
+export async function startMetricsServer(host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
+  const { registry, apply } = workerRegistry();
+  const token = randomBytes(16).toString('hex');
+  const server = http.createServer(async (req, res) => {
+    if (req.method === 'GET' && req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+      return;
+    }
+    const loopback = /^(::ffff:)?127\.|^::1$/.test(req.socket.remoteAddress ?? '');
+    if (req.method === 'POST' && req.url === '/internal/job-events' && loopback && req.headers['x-sink-token'] === token) {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        try {
+          apply(JSON.parse(body) as JobEvent);
+          res.writeHead(204).end();
+        } catch {
+          res.writeHead(400).end();
+        }
+      });
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  const actual = (server.address() as AddressInfo).port;
+  process.env[SINK_ENV] = JSON.stringify({ url: `http://127.0.0.1:${actual}/internal/job-events`, token });
+  return { port: actual, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+/** In a job process: JobEvents that report to the worker's sink (fire and forget). */
+export function sinkEvents(): JobEvents & { received(): void } {
+  let sink: { url: string; token: string } | undefined;
+  try {
+    sink = JSON.parse(process.env[SINK_ENV] ?? '') as { url: string; token: string };
+  } catch {
+    sink = undefined;
+  }
+  const send = (e: JobEvent) => {
+    if (!sink) return;
+    void fetch(sink.url, { method: 'POST', headers: { 'x-sink-token': sink.token, 'content-type': 'application/json' }, body: JSON.stringify(e) }).catch(() => undefined);
+  };
+  return {
+    received: () => send({ type: 'received' }),
+    onResolved: (tier, seconds) => send({ type: 'resolved', tier, seconds }),
+    onStarted: (agentId, seconds) => send({ type: 'started', agentId, seconds }),
+    onEnded: (agentId) => send({ type: 'ended', agentId }),
+    onFailed: (reason) => send({ type: 'failed', reason }),
+    onAvatar: (result) => send({ type: 'avatar', result }),
+  };
+}
