@@ -10,6 +10,7 @@ import type { IdempotencyKeys } from './sessions/idempotency.js';
 import { sessionRoutes } from './sessions/routes.js';
 import type { SessionService } from './sessions/service.js';
 import { requireApiKey } from './http/auth.js';
+import type { ApiMetrics } from './http/metrics.js';
 import { jsonBody } from './http/json-body.js';
 import { errorHandler, sendProblem } from './http/problem.js';
 
@@ -22,6 +23,7 @@ export interface ApiDeps {
   sessions: SessionService;
   idempotency: IdempotencyKeys;
   webhooks: Router;
+  metrics: ApiMetrics;
 }
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
@@ -39,6 +41,13 @@ export function createApp(d: ApiDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.set('query parser', 'simple');
+
+  app.use(d.metrics.middleware);
+
+  // Prometheus scrapes this without an API key: counts and timings only, no ids.
+  app.get('/metrics', async (_req, res) => {
+    res.type(d.metrics.registry.contentType).send(await d.metrics.registry.metrics());
+  });
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

@@ -20,6 +20,7 @@ import { IdempotencyKeys } from './sessions/idempotency.js';
 import { RecordWriter } from './sessions/record-writer.js';
 import { SessionService } from './sessions/service.js';
 import { createApp } from './app.js';
+import { apiMetrics } from './http/metrics.js';
 
 export interface RunningApi {
   url: string;
@@ -48,11 +49,25 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   const queue = sessionsQueue(redis, config.QUEUE_PREFIX);
   queue.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
   const { rooms, dispatch } = livekitClients(config);
-  const sessions = new SessionService({ config, queue, store, models: sessionsModels, resolver, writer, callbacks, rooms, dispatch });
+  const metrics = apiMetrics();
+  const sessions = new SessionService({
+    config, queue, store, models: sessionsModels, resolver, writer, callbacks, rooms, dispatch,
+    metrics: {
+      accepted: (agentId, seconds) => {
+        metrics.sessionsRequested.inc({ agent_id: agentId });
+        metrics.stages.observe({ stage: 'accepted' }, seconds);
+      },
+      batch: (size) => metrics.batchSize.observe(size),
+    },
+  });
+  // The agent joined: the last stage of a session's start, seen from its request time.
+  store.onTransition((doc) => {
+    if (doc.status === 'active') metrics.stages.observe({ stage: 'agent_joined' }, (Date.now() - new Date(doc.requestedAt).getTime()) / 1000);
+  });
   const webhooks = webhookRoutes({ store, models: sessionsModels, apiKey: config.LIVEKIT_API_KEY, apiSecret: config.LIVEKIT_API_SECRET, logger: log });
   const idempotency = new IdempotencyKeys(redis, config.QUEUE_PREFIX, config.IDEMPOTENCY_TTL);
 
-  const app = createApp({ config, logger: log, redis, mongo, registry, sessions, idempotency, webhooks });
+  const app = createApp({ config, logger: log, redis, mongo, registry, sessions, idempotency, webhooks, metrics });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(s)));
   });

@@ -96,7 +96,8 @@ export const dispatcherEnv = {
   ROOM_EMPTY_TIMEOUT: int(0, 86_400).default(300).describe('seconds an empty room is kept (0: LiveKit default)'),
   ROOM_MAX_PARTICIPANTS: int(0, 100_000).default(0).describe('participant cap of a created room (0: none)'),
   AGENT_JOIN_TIMEOUT: int(1, 3600).default(15).describe('seconds a dispatched session waits for its agent before one re-dispatch, then fails agent_never_joined'),
-  DISPATCHER_METRICS_PORT: int(0, 65535).default(9465).describe('port of the dispatcher /metrics endpoint'),
+  DISPATCHER_HOST: z.string().min(1).default('127.0.0.1').describe('address of the dispatcher /metrics endpoint (0.0.0.0 in containers)'),
+  DISPATCHER_METRICS_PORT: int(0, 65535).default(9465).describe('port of the dispatcher /metrics endpoint (0: any free port)'),
 } as const;
 const secret = (what: string) => z.string().default('').describe(what);
 const num = (min: number, max: number) => z.coerce.number().min(min).max(max);

@@ -25,7 +25,10 @@ export async function checkAgentJoined(
   if (s.dispatchId) await d.dispatch.deleteDispatch(s.dispatchId, s.roomName).catch(() => undefined);
   if (check.round === 0) {
     const made = await d.dispatch.createDispatch(s.roomName, d.agentName, {
-      metadata: dispatchMetadata({ agentId: s.agentId, sessionId: s._id, ...(s.metadata ? { metadata: s.metadata } : {}) }, s.configVersion ?? 0),
+      metadata: dispatchMetadata(
+        { agentId: s.agentId, sessionId: s._id, requestedAt: new Date(s.requestedAt).toISOString(), ...(s.metadata ? { metadata: s.metadata } : {}) },
+        s.configVersion ?? 0,
+      ),
     });
     if (await d.store.update(s._id, 'dispatched', { dispatchId: made.id, redispatches: 1 })) return 'redispatched';
     await d.dispatch.deleteDispatch(made.id, s.roomName).catch(() => undefined);

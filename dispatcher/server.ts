@@ -19,11 +19,13 @@ import { sessionLock } from '../common/sessions/lock.js';
 import { SessionStore } from '../common/sessions/store.js';
 import { dispatchSession, type DispatchDeps } from './dispatch-session.js';
 import { classifyLivekitError } from './livekit-errors.js';
+import { dispatcherMetrics, serveMetrics } from './metrics.js';
 
 export const JOIN_CHECKS_QUEUE = 'join-checks';
 
 export interface RunningDispatcher {
   worker: Worker<SessionJob>;
+  metricsPort: number;
   stop(): Promise<void>;
 }
 
@@ -66,10 +68,18 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
     slots,
   };
 
+  const sessionQueue = new Queue<SessionJob>(SESSIONS_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
+  const m = dispatcherMetrics([sessionQueue, joinChecks, callbacks]);
+
   const processJob = async (job: Job<SessionJob>, token?: string) => {
     const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    if (job.attemptsMade === 0) m.queueWait.observe(Math.max(0, Date.now() - job.timestamp - (job.opts.delay ?? 0)) / 1000);
+    const timer = m.dispatchDuration.startTimer();
     try {
       const outcome = await dispatchSession(job.data, deps);
+      if (outcome.result !== 'busy' && outcome.result !== 'at-capacity') timer();
+      m.outcomes.inc({ result: outcome.result, reason: outcome.result === 'failed' ? outcome.reason : outcome.result === 'skipped' ? outcome.status : '' });
+      if (outcome.result === 'dispatched') m.stages.observe({ stage: 'dispatched' }, (Date.now() - Date.parse(job.data.requestedAt)) / 1000);
       if (outcome.result === 'busy' || outcome.result === 'at-capacity') {
         // Another process is dispatching this session, or its agent is at its cap: the session
         // stays queued and is looked at again shortly.
@@ -82,20 +92,24 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
     } catch (err) {
       if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
       if (err instanceof UnavailableError || isMongoUnavailable(err)) {
+        m.retries.inc({ reason: 'dependency_unavailable' });
         log.warn({ sessionId: job.data.sessionId, attempt: job.attemptsMade + 1 }, 'dependency unavailable; will retry');
         throw err;
       }
       const c = classifyLivekitError(err);
       if (c.kind === 'rate-limited') {
+        m.retries.inc({ reason: 'livekit_rate_limited' });
         await worker.rateLimit(c.retryAfterMs);
         throw Worker.RateLimitError();
       }
       const reason = c.kind === 'permanent' ? c.reason : 'livekit_unavailable';
       if (c.kind === 'permanent' || lastTry) {
         await store.transition(job.data.sessionId, 'failed', { failureReason: reason }, job.data).catch(() => undefined);
+        m.outcomes.inc({ result: 'failed', reason });
         log.warn({ sessionId: job.data.sessionId, reason }, 'session failed');
         throw new UnrecoverableError(reason);
       }
+      m.retries.inc({ reason });
       log.info({ sessionId: job.data.sessionId, attempt: job.attemptsMade + 1, err: (err as Error).message }, 'livekit error; will retry');
       throw err;
     }
@@ -117,6 +131,7 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
     JOIN_CHECKS_QUEUE,
     async (job) => {
       const outcome = await checkAgentJoined(job.data, { store, dispatch, agentName: config.AGENT_NAME });
+      m.redispatches.inc({ outcome });
       if (outcome === 'redispatched') await scheduleJoinCheck(job.data.sessionId, 1);
       log.info({ sessionId: job.data.sessionId, outcome }, 'agent join checked');
       return outcome;
@@ -127,14 +142,17 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
   const callbackWorker = startCallbackWorker({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX, secret: config.CALLBACK_SECRET, logger: log });
 
   await Promise.all([worker.waitUntilReady(), checker.waitUntilReady(), callbackWorker.waitUntilReady()]);
+  const metricsServer = await serveMetrics(m.registry, config.DISPATCHER_HOST, config.DISPATCHER_METRICS_PORT);
   log.info({ concurrency: config.DISPATCH_CONCURRENCY, agentName: config.AGENT_NAME }, 'dispatcher ready');
 
   return {
     worker,
+    metricsPort: metricsServer.port,
     async stop() {
+      await metricsServer.close();
       // Stops taking jobs and waits for the active ones to finish.
       await Promise.all([worker.close(), checker.close(), callbackWorker.close()]);
-      await Promise.all([joinChecks.close(), callbacks.close()]);
+      await Promise.all([joinChecks.close(), callbacks.close(), sessionQueue.close()]);
       closeResolver();
       redis.disconnect();
       await mongo.close();

@@ -16,6 +16,7 @@ export interface JobEvents {
   onEnded?(agentId: string): void;
   onFailed?(reason: string): void;
   onAvatar?(result: 'started' | 'failed'): void;
+  onStage?(stage: 'job_received' | 'session_started', secondsSinceRequest: number): void;
 }
 
 /**
@@ -28,6 +29,7 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   const received = performance.now();
   const roomName = ctx.job.room?.name;
   const target = jobTarget(ctx.job.metadata, roomName);
+  if (target.requestedAt) events.onStage?.('job_received', (Date.now() - target.requestedAt) / 1000);
   const log = d.log.child({ jobId: ctx.job.id, room: roomName, agentId: target.agentId, sessionId: target.sessionId });
   const record = async (fn: () => Promise<unknown>) => {
     try {
@@ -93,6 +95,7 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   });
   const startedAt = Date.now();
   events.onStarted?.(config.id, (performance.now() - received) / 1000);
+  if (target.requestedAt) events.onStage?.('session_started', (Date.now() - target.requestedAt) / 1000);
   if (target.sessionId) await record(() => d.store.transition(target.sessionId!, 'active'));
 
   ctx.addShutdownCallback(async () => {

@@ -4,6 +4,8 @@ export interface JobTarget {
   agentId?: string;
   sessionId?: string;
   configVersion?: number;
+  /** When the session was requested, for the stage-by-stage timing. */
+  requestedAt?: number;
 }
 
 /**
@@ -23,5 +25,6 @@ export function jobTarget(metadata: string | undefined, roomName: string | undef
     ...(agentId ? { agentId } : {}),
     ...(typeof meta.sessionId === 'string' ? { sessionId: meta.sessionId } : {}),
     ...(typeof meta.configVersion === 'number' ? { configVersion: meta.configVersion } : {}),
+    ...(typeof meta.requestedAt === 'string' && Number.isFinite(Date.parse(meta.requestedAt)) ? { requestedAt: Date.parse(meta.requestedAt) } : {}),
   };
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import client from 'prom-client';
+import { client, processRegistry, stageHistogram } from '../common/metrics.js';
 import type { JobEvents } from './entry.js';
 
 /**
@@ -18,11 +18,12 @@ export type JobEvent =
   | { type: 'started'; agentId: string; seconds: number }
   | { type: 'ended'; agentId: string }
   | { type: 'failed'; reason: string }
-  | { type: 'avatar'; result: 'started' | 'failed' };
+  | { type: 'avatar'; result: 'started' | 'failed' }
+  | { type: 'stage'; stage: 'job_received' | 'session_started'; seconds: number };
 
 export function workerRegistry() {
-  const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry, prefix: 'agent_runtime_worker_' });
+  const registry = processRegistry('worker');
+  const stages = stageHistogram(registry);
   const jobs = new client.Counter({ name: 'agent_runtime_worker_jobs_total', help: 'Jobs by outcome: received, accepted (session started), failed', labelNames: ['result', 'reason'], registers: [registry] });
   const jobStart = new client.Histogram({
     name: 'agent_runtime_worker_job_to_session_start_seconds',
@@ -63,6 +64,9 @@ export function workerRegistry() {
         break;
       case 'avatar':
         avatars.inc({ result: e.result });
+        break;
+      case 'stage':
+        stages.observe({ stage: e.stage }, e.seconds);
         break;
     }
   };
@@ -119,5 +123,6 @@ export function sinkEvents(): JobEvents & { received(): void } {
     onEnded: (agentId) => send({ type: 'ended', agentId }),
     onFailed: (reason) => send({ type: 'failed', reason }),
     onAvatar: (result) => send({ type: 'avatar', result }),
+    onStage: (stage, seconds) => send({ type: 'stage', stage, seconds }),
   };
 }

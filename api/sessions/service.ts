@@ -33,7 +33,14 @@ import { participantToken } from './participant-token.js';
 import type { RecordWriter } from './record-writer.js';
 import { sessionView, viewFromJob, type SessionView } from './views.js';
 
+/** What the service reports about accepted work; the HTTP layer turns it into Prometheus metrics. */
+export interface SessionMetrics {
+  accepted(agentId: string, secondsSinceRequest: number): void;
+  batch(size: number): void;
+}
+
 export interface SessionServiceDeps {
+  metrics?: SessionMetrics;
   config: ApiConfig;
   queue: Queue<SessionJob>;
   store: SessionStore;
@@ -106,6 +113,7 @@ export class SessionService {
   }
 
   async create(body: unknown): Promise<CreatedSession> {
+    const started = performance.now();
     const req = parseOrThrow(sessionRequestSchema, body);
     return guard(async () => {
       const { config } = await this.d.resolver.resolve(req.agentId); // unknown or deleted: 404, nothing queued
@@ -115,6 +123,7 @@ export class SessionService {
       await this.announceQueued([job]);
       // Dispatch on join only where joining early cannot jump a schedule or a concurrency cap.
       const dispatchOnJoin = !job.scheduledAt && !config.maxConcurrentSessions;
+      this.d.metrics?.accepted(job.agentId, (performance.now() - started) / 1000);
       return {
         sessionId: job.sessionId,
         agentId: job.agentId,
@@ -189,6 +198,7 @@ export class SessionService {
       }
       this.d.writer.add(jobs.map(queuedRecord));
       await this.announceQueued(jobs);
+      this.d.metrics?.batch(jobs.length);
       return { batchId, accepted: jobs.length, sessionIds };
     });
   }

@@ -4,8 +4,8 @@ import type { SessionJob } from './schema.js';
  * The dispatch metadata the worker reads: the caller's metadata with ours last,
  * so a caller cannot change which agent runs or which session it reports to.
  */
-export function dispatchMetadata(job: Pick<SessionJob, 'agentId' | 'sessionId' | 'metadata'>, configVersion: number): string {
-  return JSON.stringify({ ...job.metadata, agentId: job.agentId, sessionId: job.sessionId, configVersion });
+export function dispatchMetadata(job: Pick<SessionJob, 'agentId' | 'sessionId' | 'metadata' | 'requestedAt'>, configVersion: number): string {
+  return JSON.stringify({ ...job.metadata, agentId: job.agentId, sessionId: job.sessionId, configVersion, requestedAt: job.requestedAt });
 }
 
 export function sessionIdOf(metadata: string): string | undefined {

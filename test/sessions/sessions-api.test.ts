@@ -139,7 +139,7 @@ describe('session requests', () => {
       const listed = (await dispatch.listDispatch(res.body.roomName)).filter((x) => x.agentName === api.env.AGENT_NAME);
       expect(listed).to.have.length(1);
       expect(listed[0]!.id).to.equal(s.dispatchId);
-      expect(JSON.parse(listed[0]!.metadata)).to.deep.equal({ agentId: '7', lang: 'de', sessionId: res.body.sessionId, configVersion: 1 });
+      expect(JSON.parse(listed[0]!.metadata)).to.deep.equal({ agentId: '7', lang: 'de', sessionId: res.body.sessionId, configVersion: 1, requestedAt: s.requestedAt });
 
       const ended = await api.call('DELETE', `/api/sessions/${res.body.sessionId}`);
       expect(ended.status).to.equal(200);
