@@ -24,6 +24,8 @@ export interface ApiDeps {
   idempotency: IdempotencyKeys;
   webhooks: Router;
   metrics: ApiMetrics;
+  /** The JSON summary behind GET /api/metrics. */
+  summary(): Promise<unknown>;
 }
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
@@ -70,6 +72,9 @@ export function createApp(d: ApiDeps): Express {
   app.use('/api/sessions/batch', ...jsonBody(d.config.BATCH_BODY_LIMIT));
   app.use('/api/sessions', ...jsonBody(d.config.BODY_LIMIT), sessionRoutes(d.sessions, d.idempotency));
   app.use('/api/batches', batchRoutes(d.sessions));
+  app.get('/api/metrics', async (_req, res) => {
+    res.json(await d.summary());
+  });
 
   app.use((req, res) => sendProblem(res, 404, 'not-found', 'Not found', `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(d.logger));

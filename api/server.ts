@@ -20,6 +20,7 @@ import { IdempotencyKeys } from './sessions/idempotency.js';
 import { RecordWriter } from './sessions/record-writer.js';
 import { SessionService } from './sessions/service.js';
 import { createApp } from './app.js';
+import { dashboardSummary } from './dashboard/summary.js';
 import { apiMetrics } from './http/metrics.js';
 
 export interface RunningApi {
@@ -67,7 +68,9 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   const webhooks = webhookRoutes({ store, models: sessionsModels, apiKey: config.LIVEKIT_API_KEY, apiSecret: config.LIVEKIT_API_SECRET, logger: log });
   const idempotency = new IdempotencyKeys(redis, config.QUEUE_PREFIX, config.IDEMPOTENCY_TTL);
 
-  const app = createApp({ config, logger: log, redis, mongo, registry, sessions, idempotency, webhooks, metrics });
+  const app = createApp({ config, logger: log, redis, mongo, registry, sessions, idempotency, webhooks, metrics,
+    summary: () => dashboardSummary(sessionsModels, queue),
+  });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
