@@ -1,4 +1,5 @@
 import express, { type Express, type Router } from 'express';
+import helmet from 'helmet';
 import type { ApiConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import type { Connection } from '../common/mongo.js';
@@ -12,6 +13,7 @@ import type { SessionService } from './sessions/service.js';
 import { requireApiKey } from './http/auth.js';
 import type { ApiMetrics } from './http/metrics.js';
 import { jsonBody } from './http/json-body.js';
+import { rateLimit } from './http/rate-limit.js';
 import { errorHandler, sendProblem } from './http/problem.js';
 
 export interface ApiDeps {
@@ -45,6 +47,7 @@ export function createApp(d: ApiDeps): Express {
   app.set('query parser', 'simple');
 
   app.use(d.metrics.middleware);
+  app.use(helmet());
 
   // Prometheus scrapes this without an API key: counts and timings only, no ids.
   app.get('/metrics', async (_req, res) => {
@@ -68,6 +71,7 @@ export function createApp(d: ApiDeps): Express {
   // Signed by LiveKit, not by an API key: mounted before the key check.
   app.use('/api/livekit/webhook', d.webhooks);
   app.use('/api', requireApiKey(d.config.API_KEYS));
+  app.use('/api', rateLimit({ redis: d.redis, prefix: d.config.QUEUE_PREFIX, points: d.config.API_RATE_LIMIT, durationSeconds: d.config.API_RATE_WINDOW }));
   app.use('/api/agents', ...jsonBody(d.config.BODY_LIMIT), agentRoutes(d.registry));
   app.use('/api/sessions/batch', ...jsonBody(d.config.BATCH_BODY_LIMIT));
   app.use('/api/sessions', ...jsonBody(d.config.BODY_LIMIT), sessionRoutes(d.sessions, d.idempotency));

@@ -80,6 +80,8 @@ export const apiEnv = {
     .transform((v) => v.split(',').map((k) => k.trim()).filter(Boolean))
     .pipe(z.array(z.string().min(8, 'each key at least 8 characters')).min(1, 'at least one key'))
     .describe('comma-separated bearer keys accepted on /api (dev default: dev-api-key)'),
+  API_RATE_LIMIT: int(1, 10_000_000).default(2000).describe('requests per API key per API_RATE_WINDOW seconds; over it: 429 with Retry-After'),
+  API_RATE_WINDOW: int(1, 3600).default(1).describe('seconds of the per-key rate limit window'),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/, 'a size such as 256kb or 1mb').default('256kb').describe('largest JSON body accepted'),
   LIVEKIT_PUBLIC_URL: url(['ws:', 'wss:']).optional().describe('LiveKit URL handed to end users with their token (default: LIVEKIT_URL)'),
   PARTICIPANT_TOKEN_TTL: int(30, 86_400).default(900).describe('seconds a participant token stays valid'),
