@@ -12,5 +12,9 @@ export function createRedis(url: string, kind: 'blocking' | 'fail-fast' = 'fail-
     kind === 'blocking'
       ? { maxRetriesPerRequest: null, enableReadyCheck: false }
       : { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 };
-  return new Redis(url, { ...options, ...extra, lazyConnect: false });
+  const client = new Redis(url, { ...options, ...extra, lazyConnect: false });
+  // Connection errors also fail the commands that meet them, where they are handled;
+  // without a listener ioredis would print each reconnect attempt as "unhandled".
+  client.on('error', () => undefined);
+  return client;
 }

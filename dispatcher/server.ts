@@ -70,6 +70,7 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
 
   const sessionQueue = new Queue<SessionJob>(SESSIONS_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
   const m = dispatcherMetrics([sessionQueue, joinChecks, callbacks]);
+  for (const q of [sessionQueue, joinChecks, callbacks]) q.on('error', (err) => log.debug({ queue: q.name, err: err.message }, 'queue error'));
 
   const processJob = async (job: Job<SessionJob>, token?: string) => {
     const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);

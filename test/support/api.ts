@@ -29,6 +29,8 @@ export async function startTestApi(overrides: Record<string, string> = {}): Prom
     QUEUE_PREFIX: name,
     AGENT_NAME: name,
     DISPATCHER_METRICS_PORT: '0',
+    // No worker runs in most tests: keep re-dispatch out of their way unless a test asks for it.
+    AGENT_JOIN_TIMEOUT: '600',
     WORKER_METRICS_PORT: '0',
     WORKER_HEALTH_PORT: '0',
     LIVEKIT_URL: stack.LIVEKIT_URL,
