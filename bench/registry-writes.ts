@@ -8,8 +8,8 @@ import { startChild } from './lib/child.js';
 import { agentBody, call, dropEnv, isolatedEnv, mongoUri, uniqueName } from './lib/env.js';
 import type { Section } from './lib/report.js';
 
-const N_SEQ = 120;
-const N_PAR = 240;
+const N_SEQ = 60;
+const N_PAR = 120;
 const IN_FLIGHT = 8;
 const WARM = 16;
 

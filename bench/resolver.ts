@@ -18,7 +18,7 @@ const N_LRU = 20_000;
 const N_REDIS = 3_000;
 const N_MONGO = 300;
 const N_PUBSUB = 300;
-const N_PATCH = 30;
+const N_PATCH = 100;
 
 type Log = (m: string) => void;
 

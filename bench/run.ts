@@ -13,7 +13,7 @@ import { ROOT } from '../tools/lib/paths.js';
 import { servicesDown, servicesUp, stackEnv } from '../tools/lib/services.js';
 import { benchBatch } from './batch.js';
 import { benchDispatch } from './dispatch.js';
-import { machine, versions } from './lib/machine.js';
+import { loadAverage, machine, versions } from './lib/machine.js';
 import { evaluate, fmt, renderReport, type Section } from './lib/report.js';
 import { benchRegistryWrites } from './registry-writes.js';
 import { benchResolver } from './resolver.js';
@@ -56,7 +56,7 @@ try {
   const md = renderReport({
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     command: 'npm run bench',
-    machine: m,
+    machine: { ...m, loadAtEnd: loadAverage() },
     versions: versions(),
     sections,
     durationS: (Date.now() - startedAt) / 1000,

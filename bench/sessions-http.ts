@@ -1,1 +1,128 @@
-export {};
+/**
+ * 2. POST /api/sessions under load: autocannon, 100 connections, against the
+ * real API and against a bare Express 5 hello-world on the same machine.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import autocannon from 'autocannon';
+import { connectMongo, type Connection } from '../common/mongo.js';
+import type { Redis } from '../common/redis.js';
+import { startChild, type ChildServer } from './lib/child.js';
+import { agentBody, BENCH_API_KEY, call, dropEnv, isolatedEnv, obliterateSessions, readyRedis } from './lib/env.js';
+import type { Section } from './lib/report.js';
+
+const CONNECTIONS = 100;
+const DURATION_S = 5;
+const WARM_S = 2;
+
+type Log = (m: string) => void;
+
+interface Load {
+  rps: number;
+  p50: number;
+  p99: number;
+  ok: number;
+  bad: number;
+  /** What the not-2xx answers were: status codes, connection errors, timeouts. */
+  badKinds: Record<string, number>;
+}
+
+async function load(url: string, seconds: number, headers: Record<string, string>, body: string): Promise<Load> {
+  const r = await autocannon({ url, method: 'POST', connections: CONNECTIONS, pipelining: 1, duration: seconds, headers, body });
+  const ok = r['2xx'];
+  const badKinds: Record<string, number> = {};
+  for (const [code, { count }] of Object.entries(r.statusCodeStats ?? {})) if (!code.startsWith('2') && count) badKinds[`HTTP ${code}`] = count;
+  if (r.errors) badKinds['connection errors'] = r.errors - r.timeouts;
+  if (r.timeouts) badKinds.timeouts = r.timeouts;
+  return { rps: ok / r.duration, p50: r.latency.p50, p99: r.latency.p99, ok, bad: r.non2xx + r.errors, badKinds };
+}
+
+/** Waits until the API's record writer has stopped adding session records. */
+async function recordsSettled(conn: Connection): Promise<number> {
+  const sessions = conn.collection('sessions');
+  let last = -1;
+  for (let i = 0; i < 150; i++) {
+    const n = await sessions.countDocuments({});
+    if (n === last) return n;
+    last = n;
+    await sleep(200);
+  }
+  return last;
+}
+
+export async function benchSessionsHttp(runs: number, log: Log): Promise<Section> {
+  const env = isolatedEnv('http');
+  let api: ChildServer | undefined;
+  let hello: ChildServer | undefined;
+  let redis: Redis | undefined;
+  let conn: Connection | undefined;
+  const out = { rps: [] as number[], p50: [] as number[], p99: [] as number[], eRps: [] as number[], eP50: [] as number[], eP99: [] as number[] };
+  const notes: string[] = [];
+  try {
+    api = await startChild('api.ts', env);
+    hello = await startChild('express-hello.ts', { NODE_ENV: env.NODE_ENV! });
+    await call(api.url, 'POST', '/api/agents/register', agentBody('bench'), 201);
+    redis = await readyRedis(env.REDIS_URL!);
+    conn = await connectMongo(env.MONGODB_URI!);
+    const body = JSON.stringify({ agentId: 'bench' });
+    const json = { 'content-type': 'application/json' };
+    const auth = { ...json, authorization: `Bearer ${BENCH_API_KEY}` };
+
+    const cleanUp = async () => {
+      const records = await recordsSettled(conn!);
+      await obliterateSessions(redis!, env.QUEUE_PREFIX!);
+      await conn!.collection('sessions').deleteMany({});
+      return records;
+    };
+
+    const bad: Record<string, number> = {};
+    const addBad = (side: string, kinds: Record<string, number>) => {
+      for (const [k, n] of Object.entries(kinds)) bad[`${side}: ${k}`] = (bad[`${side}: ${k}`] ?? 0) + n;
+    };
+    for (let run = -1; run < runs; run++) {
+      const seconds = run < 0 ? WARM_S : DURATION_S;
+      const e = await load(`${hello.url}/`, seconds, json, body);
+      const a = await load(`${api.url}/api/sessions`, seconds, auth, body);
+      const records = await cleanUp();
+      const line = `API ${a.rps.toFixed(0)} req/s p50 ${a.p50} ms p99 ${a.p99} ms (${a.bad ? JSON.stringify(a.badKinds) : 'all 202'}, ${records} records written); Express ${e.rps.toFixed(0)} req/s p50 ${e.p50} ms p99 ${e.p99} ms`;
+      if (run < 0) {
+        log(`  warm-up: ${line}`);
+        continue;
+      }
+      log(`  run ${run + 1}/${runs}: ${line}`);
+      if (records < a.ok) notes.push(`run ${run + 1}: ${a.ok} sessions accepted but ${records} records written behind the queue`);
+      addBad('API', a.badKinds);
+      addBad('bare Express', e.badKinds);
+      out.rps.push(a.rps);
+      out.p50.push(a.p50);
+      out.p99.push(a.p99);
+      out.eRps.push(e.rps);
+      out.eP50.push(e.p50);
+      out.eP99.push(e.p99);
+    }
+    const kinds = Object.entries(bad);
+    notes.push(
+      kinds.length
+        ? `Not counted in the throughput, over all measured runs: ${kinds.map(([k, n]) => `${k} ×${n}`).join('; ')}.`
+        : 'Every response of every measured run was a 202.',
+    );
+  } finally {
+    await hello?.stop();
+    await api?.stop();
+    redis?.disconnect();
+    await conn?.close();
+    await dropEnv(env);
+  }
+  return {
+    title: '2. POST /api/sessions under load',
+    method: [
+      `autocannon (in the bench process) with ${CONNECTIONS} connections, pipelining 1, ${DURATION_S} s per run, body \`{"agentId":"bench"}\` with \`Authorization: Bearer\`, against the real API (startApi in a process of its own, own prefix and database, agent registered first). Baseline, interleaved run by run: the same load against a bare Express 5 app in a process of its own (\`express.json()\` and \`app.post('/', (req, res) => res.status(202).json({ ok: true }))\`). A ${WARM_S} s warm-up of each is discarded.`,
+      'The API runs with `API_RATE_LIMIT=10000000`: the per-key limit (default 2,000 requests per second, one key here) would otherwise cap the figure at its budget and answer the rest 429; the limiter still runs on every request. Throughput counts 2xx responses only, divided by the run time. Latencies are autocannon\'s p50/p99 (ms, 1 ms resolution). After each run the API\'s queue is obliterated (BullMQ `Queue.obliterate({force: true})`, queue `sessions`, same prefix) and its session records deleted, once its record writer has settled, so every run starts from the same state.',
+    ],
+    figures: [
+      { name: 'throughput', unit: 'req/s', runs: out.rps, baseline: { name: 'bare Express throughput', unit: 'req/s', runs: out.eRps }, target: { on: 'ratio', op: '>=', limit: 0.4 } },
+      { name: 'latency p50', unit: 'ms', runs: out.p50, baseline: { name: 'bare Express p50', unit: 'ms', runs: out.eP50 } },
+      { name: 'latency p99', unit: 'ms', runs: out.p99, baseline: { name: 'bare Express p99', unit: 'ms', runs: out.eP99 } },
+    ],
+    notes,
+  };
+}

@@ -115,7 +115,8 @@ export const workerEnv = {
     .default('https://auth.api.bithuman.ai/v1/runtime-tokens/request')
     .describe('BitHuman runtime-token endpoint'),
   BITHUMAN_MODE: z.enum(['cpu', 'gpu']).default('cpu').describe('BitHuman rendering mode'),
-  WORKER_LOAD_THRESHOLD: num(0.01, 1).default(0.7).describe('load (0..1) above which this worker takes no new jobs'),
+  WORKER_LOAD_THRESHOLD: num(0.01, 1).default(0.7).describe('load (0..1) at which this worker takes no new jobs'),
+  WORKER_MAX_JOBS: int(0, 10_000).default(0).describe('if set, load is running jobs / WORKER_MAX_JOBS instead of CPU use'),
   WORKER_IDLE_PROCESSES: int(1, 64).default(2).describe('job processes kept warm'),
   WORKER_HOST: z.string().min(1).default('127.0.0.1').describe('address of the worker health and metrics endpoints (0.0.0.0 in containers)'),
   WORKER_HEALTH_PORT: int(0, 65535).default(8081).describe('port of the agent server health endpoint (0: any free port)'),

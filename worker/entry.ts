@@ -58,6 +58,8 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
     throw err;
   }
 
+  // Watch for the user's camera before connecting, so tracks subscribed during the connect are seen.
+  const frames = config.vision ? new LatestFrame(ctx.room, new Set([BITHUMAN_IDENTITY])) : undefined;
   await ctx.connect();
   await ctx.room.localParticipant?.setAttributes({
     [SESSION_ATTRIBUTE]: target.sessionId ?? '',
@@ -65,7 +67,6 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
     [WORKER_ATTRIBUTE]: ctx.workerId,
   });
 
-  const frames = config.vision ? new LatestFrame(ctx.room, new Set([BITHUMAN_IDENTITY])) : undefined;
   const session = new voice.AgentSession(pipelineFor(config, d.config));
 
   if (config.avatarModel) {

@@ -73,6 +73,8 @@ export function pipelineFor(config: AgentConfig, env: WorkerConfig): SessionOpti
     turnHandling: {
       turnDetection: config.turnDetection ?? 'vad',
       interruption: { enabled: config.allowInterruptions, mode: 'vad' },
+      // With vision the user's turn gains an image after it ends; a reply started before that would miss it.
+      ...(config.vision ? { preemptiveGeneration: { enabled: false } } : {}),
     },
   };
 }

@@ -1,4 +1,4 @@
-import { ServerOptions } from '@livekit/agents';
+import { ServerOptions, type AgentServer } from '@livekit/agents';
 import { fileURLToPath } from 'node:url';
 import type { WorkerConfig } from '../common/config.js';
 
@@ -17,6 +17,8 @@ export function serverOptions(c: WorkerConfig): ServerOptions {
     apiKey: c.LIVEKIT_API_KEY,
     apiSecret: c.LIVEKIT_API_SECRET,
     loadThreshold: c.WORKER_LOAD_THRESHOLD,
+    // Job count is a steadier measure than CPU where machines are shared or bursty.
+    ...(c.WORKER_MAX_JOBS > 0 ? { loadFunc: async (server: AgentServer) => server.activeJobs.length / c.WORKER_MAX_JOBS } : {}),
     numIdleProcesses: c.WORKER_IDLE_PROCESSES,
     host: c.WORKER_HOST,
     port: c.WORKER_HEALTH_PORT,

@@ -38,6 +38,12 @@ export function isolatedEnv(tag: string, overrides: Record<string, string> = {})
     LIVEKIT_URL: stack.LIVEKIT_URL,
     LIVEKIT_API_KEY: stack.LIVEKIT_API_KEY,
     LIVEKIT_API_SECRET: stack.LIVEKIT_API_SECRET,
+    // The per-key rate limit (default 2,000 per second) would cap the throughput figures at its budget;
+    // raised out of reach, the limiter still runs (and costs its Redis round trip) on every request.
+    API_RATE_LIMIT: '10000000',
+    // A dispatcher started on these settings serves /metrics on a free loopback port, never a fixed one.
+    DISPATCHER_HOST: '127.0.0.1',
+    DISPATCHER_METRICS_PORT: '0',
     ...overrides,
   };
 }

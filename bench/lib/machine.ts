@@ -6,6 +6,10 @@ import { ROOT } from '../../tools/lib/paths.js';
 import { LIVEKIT_VERSION } from '../../tools/lib/binaries.js';
 import type { Machine } from './report.js';
 
+export function loadAverage(): string {
+  return os.loadavg().map((x) => x.toFixed(2)).join(', ');
+}
+
 export function machine(): Machine {
   let cpu = os.cpus()[0]?.model ?? 'unknown';
   try {
@@ -25,7 +29,7 @@ export function machine(): Machine {
     cores: os.cpus().length,
     memoryGiB: os.totalmem() / 1024 ** 3,
     os: `${distro ? `${distro}, ` : ''}${os.type()} ${os.release()} ${os.arch()}`,
-    loadAtStart: os.loadavg().map((x) => x.toFixed(2)).join(', '),
+    loadAtStart: loadAverage(),
   };
 }
 

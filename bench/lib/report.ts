@@ -30,6 +30,7 @@ export interface Machine {
   memoryGiB: number;
   os: string;
   loadAtStart: string;
+  loadAtEnd?: string;
 }
 
 export interface ReportInput {
@@ -74,7 +75,8 @@ export function fmt(x: number): string {
 function targetText(f: Figure): string {
   if (!f.target) return '—';
   const op = f.target.op === '<=' ? '≤' : '≥';
-  return f.target.on === 'value' ? `${op} ${fmt(f.target.limit)} ${f.unit}` : `${op} ${fmt(f.target.limit)}× baseline`;
+  const limit = f.target.limit.toLocaleString('en-US');
+  return f.target.on === 'value' ? `${op} ${limit} ${f.unit}` : `${op} ${limit}× baseline`;
 }
 
 export function renderReport(r: ReportInput): string {
@@ -88,6 +90,9 @@ export function renderReport(r: ReportInput): string {
   out.push(
     '- Every figure is the median of its measured runs (warm-up runs are discarded); its baseline is measured in the same `npm run bench`, interleaved run by run with it, on the same services. Ratio = median of the figure ÷ median of its baseline.',
   );
+  out.push(
+    '- Everything runs on the one machine below: the load generator, the code under test, Redis, the MongoDB-compatible server (FerretDB) and livekit-server share its cores. The per-run columns show how much the figures move from run to run.',
+  );
   out.push('');
   out.push('## Machine');
   out.push('');
@@ -97,7 +102,8 @@ export function renderReport(r: ReportInput): string {
   out.push(`| Cores | ${r.machine.cores} |`);
   out.push(`| Memory | ${r.machine.memoryGiB.toFixed(1)} GiB |`);
   out.push(`| OS | ${r.machine.os} |`);
-  out.push(`| Load average at start | ${r.machine.loadAtStart} |`);
+  out.push(`| Load average (1, 5, 15 min) at start | ${r.machine.loadAtStart} |`);
+  if (r.machine.loadAtEnd) out.push(`| Load average (1, 5, 15 min) at end | ${r.machine.loadAtEnd} |`);
   out.push('');
   out.push('## Versions');
   out.push('');

@@ -1,0 +1,55 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import readline from 'node:readline';
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  metricsPort: number;
+  lines: string[];
+  /** Kills the worker and every job process it forked (they share its process group). */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** The real worker entry point (`worker/main.ts dev`) as its own process group. */
+export async function spawnWorker(env: Record<string, string>, overrides: Record<string, string> = {}): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', 'dev'], {
+    env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_LOAD_THRESHOLD: '1', WORKER_MAX_JOBS: '50', WORKER_IDLE_PROCESSES: '1', ...overrides },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const lines: string[] = [];
+  let metricsPort = 0;
+  const registered = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`worker did not register:\n${lines.slice(-30).join('\n')}`)), 60_000);
+    for (const s of [child.stdout!, child.stderr!]) {
+      readline.createInterface({ input: s }).on('line', (line) => {
+        lines.push(line);
+        if (process.env.TEST_WORKER_LOGS) process.stderr.write(`[worker] ${line}\n`);
+        const port = /"metricsPort":(\d+)/.exec(line);
+        if (port) metricsPort = Number(port[1]);
+        if (line.includes('registered worker')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    }
+    child.once('exit', (code) => reject(new Error(`worker exited with ${code}:\n${lines.slice(-30).join('\n')}`)));
+  });
+  await registered;
+  return {
+    child,
+    get metricsPort() {
+      return metricsPort;
+    },
+    lines,
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        child.kill(signal);
+      }
+      await exited;
+    },
+  };
+}
