@@ -61,11 +61,19 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
       batch: (size) => metrics.batchSize.observe(size),
     },
   });
-  // The agent joined: the last stage of a session's start, seen from its request time.
-  store.onTransition((doc) => {
-    if (doc.status === 'active') metrics.stages.observe({ stage: 'agent_joined' }, (Date.now() - new Date(doc.requestedAt).getTime()) / 1000);
+
+  const webhooks = webhookRoutes({
+    store,
+    models: sessionsModels,
+    apiKey: config.LIVEKIT_API_KEY,
+    apiSecret: config.LIVEKIT_API_SECRET,
+    logger: log,
+    // The agent joined: the last stage of a session's start, from its request time.
+    onAgentJoined: async (sessionId) => {
+      const s = await store.get(sessionId);
+      if (s) metrics.stages.observe({ stage: 'agent_joined' }, (Date.now() - new Date(s.requestedAt).getTime()) / 1000);
+    },
   });
-  const webhooks = webhookRoutes({ store, models: sessionsModels, apiKey: config.LIVEKIT_API_KEY, apiSecret: config.LIVEKIT_API_SECRET, logger: log });
   const idempotency = new IdempotencyKeys(redis, config.QUEUE_PREFIX, config.IDEMPOTENCY_TTL);
 
   const app = createApp({ config, logger: log, redis, mongo, registry, sessions, idempotency, webhooks, metrics,

@@ -4,7 +4,7 @@ import { AgentNotFoundError } from '../common/errors.js';
 import type { AgentConfig } from '../common/schemas/agent-config.js';
 import type { AgentSlots } from '../common/sessions/agent-slots.js';
 import { dispatchMetadata, sessionIdOf } from '../common/sessions/dispatch-metadata.js';
-import type { SessionJob } from '../common/sessions/schema.js';
+import { TERMINAL_STATUSES, type SessionJob } from '../common/sessions/schema.js';
 import type { SessionStore } from '../common/sessions/store.js';
 
 export interface DispatchDeps {
@@ -33,11 +33,6 @@ export type Outcome =
  * in the room and reused, never made twice.
  */
 export async function dispatchSession(job: SessionJob, d: DispatchDeps): Promise<Outcome> {
-  const current = await d.store.get(job.sessionId);
-  if (current && current.status !== 'queued' && current.status !== 'dispatching') {
-    return { result: 'skipped', status: current.status };
-  }
-
   let config: AgentConfig;
   try {
     config = (await d.resolver.resolve(job.agentId)).config;
@@ -55,9 +50,14 @@ export async function dispatchSession(job: SessionJob, d: DispatchDeps): Promise
   const release = await d.lock(job.sessionId);
   if (!release) return { result: 'busy' };
   try {
+    // The move to dispatching is the check that the session still wants an agent
+    // (not cancelled, not dispatched by an earlier run of this job).
     if (!(await d.store.transition(job.sessionId, 'dispatching', { configVersion }, job))) {
       const now = await d.store.get(job.sessionId);
-      return { result: 'skipped', status: now?.status ?? 'unknown' };
+      const status = now?.status ?? 'unknown';
+      // A slot taken above for a session that is already over goes back.
+      if (config.maxConcurrentSessions && TERMINAL_STATUSES.includes(status as never)) await d.slots.release(job.agentId, job.sessionId);
+      return { result: 'skipped', status };
     }
     await d.rooms.createRoom({ name: job.roomName, emptyTimeout: d.room.emptyTimeout, maxParticipants: d.room.maxParticipants });
     const existing = (await d.dispatch.listDispatch(job.roomName)).find(

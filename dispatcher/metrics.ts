@@ -23,6 +23,11 @@ export function dispatcherMetrics(queues: Queue[]) {
     registers: [registry],
   });
   const stages = stageHistogram(registry);
+  // Known series exist from the start, so the first event is a rate() step, not a new series.
+  stages.zero({ stage: 'dispatched' });
+  outcomes.inc({ result: 'dispatched', reason: '' }, 0);
+  outcomes.inc({ result: 'failed', reason: 'agent_not_found' }, 0);
+  for (const outcome of ['redispatched', 'failed', 'joined-or-over']) redispatches.inc({ outcome }, 0);
   new client.Gauge({
     name: 'agent_runtime_queue_jobs',
     help: 'Jobs per queue and state',

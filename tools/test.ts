@@ -20,7 +20,9 @@ function testFiles(dir: string): string[] {
 const args = process.argv.slice(2);
 const grepIndex = args.indexOf('--grep');
 const grep = grepIndex >= 0 ? args.splice(grepIndex, 2)[1] : undefined;
-const files = (args.length ? args.map((a) => path.resolve(a)) : testFiles(path.join(ROOT, 'test'))).sort();
+const files = (args.length ? args.map((a) => path.resolve(a)) : [path.join(ROOT, 'test')])
+  .flatMap((p) => (statSync(p).isDirectory() ? testFiles(p) : [p]))
+  .sort();
 
 const started = await servicesUp(stackEnv(), (m) => console.log(`[services] ${m}`));
 let failures = 1;

@@ -42,6 +42,12 @@ export function workerRegistry() {
   const active = new client.Gauge({ name: 'agent_runtime_worker_active_sessions', help: 'Agent sessions running on this worker, by agent', labelNames: ['agent_id'], registers: [registry] });
   const avatars = new client.Counter({ name: 'agent_runtime_avatar_starts_total', help: 'Avatar starts by result', labelNames: ['result'], registers: [registry] });
 
+  // Known series exist from the start, so the first event is a rate() step, not a new series.
+  for (const result of ['received', 'accepted']) jobs.inc({ result, reason: '' }, 0);
+  for (const stage of ['job_received', 'session_started'] as const) stages.zero({ stage });
+  for (const tier of ['lru', 'redis', 'mongo']) cache.inc({ tier }, 0);
+  for (const result of ['started', 'failed'] as const) avatars.inc({ result }, 0);
+
   const apply = (e: JobEvent) => {
     switch (e.type) {
       case 'received':

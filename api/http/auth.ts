@@ -14,15 +14,17 @@ export function requireApiKey(keys: string[]): RequestHandler {
     const header = req.headers.authorization ?? '';
     const m = /^Bearer ([^\s]+)$/.exec(header);
     let ok = false;
+    let given: Buffer | undefined;
     if (m) {
-      const given = digest(m[1]!);
+      given = digest(m[1]!);
       for (const k of known) ok = timingSafeEqual(k, given) || ok;
     }
     if (!ok) {
       res.setHeader('WWW-Authenticate', 'Bearer');
       return sendProblem(res, 401, 'unauthorized', 'Unauthorized', m ? 'the API key is not valid' : 'send Authorization: Bearer <API key>');
     }
-    res.locals.apiKeyId = digest(m![1]!).toString('hex').slice(0, 12);
+    // A stable, non-secret name for the key: scopes rate limits and idempotency keys.
+    res.locals.apiKeyId = given!.toString('hex').slice(0, 12);
     next();
   };
 }

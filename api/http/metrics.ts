@@ -14,12 +14,15 @@ export function apiMetrics() {
   const sessionsRequested = new client.Counter({ name: 'agent_runtime_sessions_requested_total', help: 'Sessions accepted (202), by agent', labelNames: ['agent_id'], registers: [registry] });
   const batchSize = new client.Histogram({ name: 'agent_runtime_batch_size', help: 'Sessions per accepted batch', buckets: [1, 10, 100, 1000, 5000, 10000], registers: [registry] });
   const stages = stageHistogram(registry);
+  // Known series exist from the start, so the first event is a rate() step, not a new series.
+  for (const stage of ['accepted', 'agent_joined'] as const) stages.zero({ stage });
 
   /** Labels by the matched route template, so ids never become labels. */
   const middleware: RequestHandler = (req, res, next) => {
     const end = duration.startTimer();
     res.on('finish', () => {
-      const route = req.route?.path ? `${req.baseUrl}${req.route.path === '/' ? '' : req.route.path}` || '/' : 'unmatched';
+      // Answered before a route matched (401, 429, 404): the mount point, still a template.
+      const route = req.route?.path ? `${req.baseUrl}${req.route.path === '/' ? '' : req.route.path}` || '/' : req.baseUrl ? `${req.baseUrl}/*` : 'unmatched';
       end({ method: req.method, route });
       requests.inc({ method: req.method, route, status: String(res.statusCode) });
     });

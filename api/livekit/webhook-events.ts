@@ -10,6 +10,8 @@ const AGENT_KIND = 4;
 export interface WebhookDeps {
   store: SessionStore;
   models: SessionModels;
+  /** Told when a session's agent joined, whoever recorded it as active first (worker or webhook). */
+  onAgentJoined?(sessionId: string): void | Promise<void>;
 }
 
 /** The session an agent participant serves: its attribute, else the open session of the room. */
@@ -48,7 +50,9 @@ export async function applyWebhookEvent(e: WebhookEvent, d: WebhookDeps): Promis
       if (e.participant?.kind !== AGENT_KIND) return { applied: false };
       const sessionId = await sessionFor(d, room, e.participant.attributes);
       if (!sessionId) return { applied: false };
-      return { sessionId, applied: await d.store.transition(sessionId, 'active') };
+      const applied = await d.store.transition(sessionId, 'active');
+      await d.onAgentJoined?.(sessionId);
+      return { sessionId, applied };
     }
     case 'participant_left': {
       if (e.participant?.kind !== AGENT_KIND) return { applied: false };

@@ -62,10 +62,7 @@ export class SessionStore {
     this.listeners.push(listener);
   }
 
-  private async notify(sessionId: string, from: SessionStatus | undefined): Promise<void> {
-    if (this.listeners.length === 0) return;
-    const doc = await this.models.Session.findById(sessionId).lean();
-    if (!doc) return;
+  private async notify(doc: SessionDoc, from: SessionStatus | undefined): Promise<void> {
     for (const l of this.listeners) await l(doc, from);
   }
 
@@ -80,8 +77,8 @@ export class SessionStore {
    */
   async transition(sessionId: string, to: SessionStatus, fields: TransitionFields = {}, job?: SessionJob): Promise<boolean> {
     const moved = await this.move(sessionId, to, fields, job);
-    if (moved.done) await this.notify(sessionId, moved.from);
-    return moved.done;
+    if (moved.doc) await this.notify(moved.doc, moved.from);
+    return moved.doc !== undefined;
   }
 
   private async move(
@@ -89,39 +86,37 @@ export class SessionStore {
     to: SessionStatus,
     fields: TransitionFields,
     job?: SessionJob,
-  ): Promise<{ done: boolean; from?: SessionStatus }> {
+  ): Promise<{ doc?: SessionDoc; from?: SessionStatus }> {
     const release = await this.lock(sessionId);
     if (!release) throw new Error(`session ${sessionId} is locked by another writer`);
     try {
       const now = new Date();
-      const cur = await this.models.Session.findById(sessionId, { status: 1, attempts: 1 }).lean();
+      const cur = await this.models.Session.findById(sessionId).lean();
       if (cur) {
-        if (!ENTERED_FROM[to].includes(cur.status)) return { done: false };
-        await this.models.Session.updateOne(
-          { _id: sessionId },
-          {
-            $set: { status: to, updatedAt: now, ...fields, ...(to === 'dispatching' ? { attempts: (cur.attempts ?? 0) + 1 } : {}) },
-            $push: { transitions: { status: to, at: now } },
-          },
-        );
-        return { done: true, from: cur.status };
+        if (!ENTERED_FROM[to].includes(cur.status)) return {};
+        const set = { status: to, updatedAt: now, ...fields, ...(to === 'dispatching' ? { attempts: (cur.attempts ?? 0) + 1 } : {}) };
+        const transition = { status: to, at: now };
+        await this.models.Session.updateOne({ _id: sessionId }, { $set: set, $push: { transitions: transition } });
+        // The record as written, without reading it back: listeners see what this move made.
+        return { doc: { ...cur, ...set, transitions: [...(cur.transitions ?? []), transition] }, from: cur.status };
       }
       // Not written yet (the API writes records behind the queue): create it already in `to`.
-      if (!job || !ENTERED_FROM[to].includes('queued')) return { done: false };
+      if (!job || !ENTERED_FROM[to].includes('queued')) return {};
       const base = recordFromJob(job);
+      const doc: SessionDoc = {
+        ...base,
+        ...fields,
+        status: to,
+        attempts: to === 'dispatching' ? 1 : 0,
+        transitions: [
+          { status: 'queued', at: base.requestedAt },
+          { status: to, at: now },
+        ],
+        updatedAt: now,
+      };
       try {
-        await this.models.Session.create({
-          ...base,
-          ...fields,
-          status: to,
-          attempts: to === 'dispatching' ? 1 : 0,
-          transitions: [
-            { status: 'queued', at: base.requestedAt },
-            { status: to, at: now },
-          ],
-          updatedAt: now,
-        });
-        return { done: true, from: 'queued' };
+        await this.models.Session.create(doc);
+        return { doc, from: 'queued' };
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
