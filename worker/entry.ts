@@ -58,6 +58,15 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
     throw err;
   }
 
+  let pipeline: ReturnType<typeof pipelineFor>;
+  try {
+    pipeline = pipelineFor(config, d.config);
+  } catch (err) {
+    // A provider without its key (OPENAI_API_KEY, DEEPGRAM_API_KEY) cannot be built: say so instead of crashing.
+    log.error({ err: (err as Error).message }, 'voice pipeline could not be built');
+    return fail('provider_not_configured');
+  }
+
   // Watch for the user's camera before connecting, so tracks subscribed during the connect are seen.
   const frames = config.vision ? new LatestFrame(ctx.room, new Set([BITHUMAN_IDENTITY])) : undefined;
   await ctx.connect();
@@ -67,7 +76,7 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
     [WORKER_ATTRIBUTE]: ctx.workerId,
   });
 
-  const session = new voice.AgentSession(pipelineFor(config, d.config));
+  const session = new voice.AgentSession(pipeline);
 
   if (config.avatarModel) {
     const avatar = new BitHumanAvatar({
