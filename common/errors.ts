@@ -69,3 +69,14 @@ export function isRedisUnavailable(err: unknown): boolean {
     /Stream isn't writeable|Connection is closed|ECONNREFUSED|ETIMEDOUT|ECONNRESET|enableOfflineQueue|Reached the max retries/i.test(err.message)
   );
 }
+
+/** Runs `fn`, turning outages of Redis or MongoDB into an UnavailableError (503); other errors pass through. */
+export async function translateOutages<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isRedisUnavailable(err)) throw new UnavailableError('redis', { cause: err });
+    if (isMongoUnavailable(err)) throw new UnavailableError('mongodb', { cause: err });
+    throw err;
+  }
+}

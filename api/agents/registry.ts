@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { changeChannel, storeEntry, type Entry } from '../../common/agent-resolver.js';
 import { toAgentConfig } from '../../common/agent-view.js';
-import { AgentNotFoundError, ConflictError, isMongoUnavailable, isRedisUnavailable, NotFoundError, UnavailableError, ValidationError } from '../../common/errors.js';
+import { AgentNotFoundError, ConflictError, NotFoundError, translateOutages, ValidationError } from '../../common/errors.js';
 import type { AgentDoc, AgentModels, AgentVersionDoc } from '../../common/models/agent.js';
 import { agentConfigInput, agentIdSchema, type AgentConfig, type AgentSpec } from '../../common/schemas/agent-config.js';
 import { parseOrThrow } from '../../common/validate.js';
@@ -203,14 +203,8 @@ export class AgentRegistry {
   }
 
   /** Translates dependency outages into 503s; everything else passes through. */
-  private async guard<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (isMongoUnavailable(err)) throw new UnavailableError('mongodb', { cause: err });
-      if (isRedisUnavailable(err)) throw new UnavailableError('redis', { cause: err });
-      throw err;
-    }
+  private guard<T>(fn: () => Promise<T>): Promise<T> {
+    return translateOutages(fn);
   }
 }
 

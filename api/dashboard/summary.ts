@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import { isMongoUnavailable, isRedisUnavailable, UnavailableError } from '../../common/errors.js';
+import { translateOutages } from '../../common/errors.js';
 import type { SessionModels } from '../../common/sessions/model.js';
 import { SESSION_STATUSES, type SessionJob, type SessionStatus } from '../../common/sessions/schema.js';
 
@@ -15,8 +15,8 @@ function percentile(sorted: number[], p: number): number | null {
  * the queue; dispatch latency percentiles (request → dispatched, in seconds)
  * from the most recent sessions that got that far.
  */
-export async function dashboardSummary(models: SessionModels, queue: Queue<SessionJob>) {
-  try {
+export function dashboardSummary(models: SessionModels, queue: Queue<SessionJob>) {
+  return translateOutages(async () => {
     const [byStatus, activeByAgent, queueCounts, recent] = await Promise.all([
       models.Session.aggregate<{ _id: SessionStatus; n: number }>([{ $group: { _id: '$status', n: { $sum: 1 } } }]),
       models.Session.aggregate<{ _id: string; n: number }>([{ $match: { status: 'active' } }, { $group: { _id: '$agentId', n: { $sum: 1 } } }]),
@@ -42,9 +42,5 @@ export async function dashboardSummary(models: SessionModels, queue: Queue<Sessi
       dispatchLatencySeconds: { sample: latencies.length, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
       at: new Date().toISOString(),
     };
-  } catch (err) {
-    if (isMongoUnavailable(err)) throw new UnavailableError('mongodb', { cause: err });
-    if (isRedisUnavailable(err)) throw new UnavailableError('redis', { cause: err });
-    throw err;
-  }
+  });
 }

@@ -5,9 +5,8 @@ import type { ApiConfig } from '../../common/config.js';
 import {
   AgentNotFoundError,
   ConflictError,
-  isMongoUnavailable,
-  isRedisUnavailable,
   NotFoundError,
+  translateOutages,
   UnavailableError,
   ValidationError,
   type FieldError,
@@ -68,16 +67,7 @@ export interface BatchProgress {
   done: boolean;
 }
 
-/** Outages of Redis or MongoDB become 503s; everything else passes through. */
-async function guard<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (isRedisUnavailable(err)) throw new UnavailableError('redis', { cause: err });
-    if (isMongoUnavailable(err)) throw new UnavailableError('mongodb', { cause: err });
-    throw err;
-  }
-}
+const guard = translateOutages;
 
 /** Session requests: validate, check the agent, queue durably, answer. */
 export class SessionService {

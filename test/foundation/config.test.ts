@@ -32,11 +32,11 @@ describe('configuration from the environment', () => {
   });
 
   it('when NODE_ENV=production, then the development secrets are refused', () => {
-    const prod = { NODE_ENV: 'production', LIVEKIT_API_KEY: 'k', LIVEKIT_API_SECRET: 'x'.repeat(40) };
+    const prod = { NODE_ENV: 'production', LIVEKIT_API_KEY: 'k', LIVEKIT_API_SECRET: 'x'.repeat(40), CALLBACK_SECRET: 'c'.repeat(32) };
     expect(() => loadConfig(apiEnv, prod)).to.throw(ConfigError, /API_KEYS: the development default is refused/);
-    expect(() => loadConfig(sharedEnv, { NODE_ENV: 'production' })).to.throw(ConfigError, /LIVEKIT_API_KEY/);
-    expect(() => loadConfig(apiEnv, { ...prod, API_KEYS: 'a-real-key-1234' })).to.throw(ConfigError, /CALLBACK_SECRET/);
-    const ok = loadConfig(apiEnv, { ...prod, API_KEYS: 'a-real-key-1234,another-key-5678', CALLBACK_SECRET: 'c'.repeat(32) });
+    expect(() => loadConfig(sharedEnv, { ...prod, LIVEKIT_API_KEY: undefined })).to.throw(ConfigError, /LIVEKIT_API_KEY/);
+    expect(() => loadConfig(apiEnv, { ...prod, API_KEYS: 'a-real-key-1234', CALLBACK_SECRET: undefined })).to.throw(ConfigError, /CALLBACK_SECRET/);
+    const ok = loadConfig(apiEnv, { ...prod, API_KEYS: 'a-real-key-1234,another-key-5678' });
     expect(ok.API_KEYS).to.deep.equal(['a-real-key-1234', 'another-key-5678']);
   });
 });
