@@ -14,6 +14,7 @@ import { requireApiKey } from './http/auth.js';
 import type { ApiMetrics } from './http/metrics.js';
 import { jsonBody } from './http/json-body.js';
 import { rateLimit } from './http/rate-limit.js';
+import { openApiDocument } from './openapi.js';
 import { errorHandler, sendProblem } from './http/problem.js';
 
 export interface ApiDeps {
@@ -52,6 +53,11 @@ export function createApp(d: ApiDeps): Express {
   // Prometheus scrapes this without an API key: counts and timings only, no ids.
   app.get('/metrics', async (_req, res) => {
     res.type(d.metrics.registry.contentType).send(await d.metrics.registry.metrics());
+  });
+
+  const description = openApiDocument();
+  app.get('/openapi.json', (_req, res) => {
+    res.json(description);
   });
 
   app.get('/healthz', (_req, res) => {

@@ -189,3 +189,23 @@ describe('agent registry HTTP API', () => {
     });
   });
 });
+
+describe('API description', () => {
+  it('is generated from the validation schemas: the contract fields, their limits, and every route', async () => {
+    const api = await startTestApi();
+    try {
+      const doc = (await (await fetch(`${api.url}/openapi.json`)).json()) as any;
+      expect(doc.openapi).to.equal('3.1.0');
+      const agent = doc.components.schemas.AgentConfig;
+      expect(agent.required).to.include.members(['id', 'name', 'instructions', 'stt', 'llm', 'tts']);
+      expect(agent.properties.stt.properties.provider.enum).to.deep.equal(['deepgram', 'openai']);
+      expect(agent.properties.maxConcurrentSessions.minimum).to.equal(1);
+      expect(agent.additionalProperties).to.equal(false);
+      expect(doc.components.schemas.SessionRequest.properties).to.have.keys('agentId', 'participant', 'roomName', 'metadata', 'scheduledAt', 'callbackUrl');
+      expect(doc.components.schemas.BatchRequest.anyOf[0].properties.sessions.items.$ref).to.equal('#/components/schemas/SessionRequest');
+      expect(Object.keys(doc.paths)).to.include.members(['/api/agents/register', '/api/sessions', '/api/sessions/batch', '/api/batches/{id}/events']);
+    } finally {
+      await api.stop();
+    }
+  });
+});
