@@ -61,6 +61,18 @@ describe('the agent worker, end to end on a real LiveKit server with local fakes
     await Promise.all([openai?.close(), deepgram?.close(), bithuman?.close()]);
   });
 
+  it('when the avatar cannot start, then the session goes on voice-only, and the failure is counted', async () => {
+    await api.call('POST', '/api/agents/register', agentBody('noface', { avatarModel: 'avatar-busy', greeting: 'Voice only today.' }));
+    bithuman.failNext(402);
+    const s = await session('noface');
+    await until(async () => s.user.said('Voice only today.'), 60_000, 100);
+    expect(s.user.loudestAgentAudio).to.be.greaterThan(0.01);
+    expect(bithuman.requests.some((r) => r.status === 402 && (r.body as { room_name?: string }).room_name === s.roomName)).to.equal(true);
+    expect((await status(s.sessionId)).status).to.equal('active');
+    const text = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
+    expect(sample(text, 'agent_runtime_avatar_starts_total', { result: 'failed' })).to.be.at.least(1);
+  });
+
   describe('a voice session', () => {
     let s: Awaited<ReturnType<typeof session>>;
     let req: FakeOpenAI['requests']['chat'][number];
