@@ -6,6 +6,7 @@
  * expression of every panel must parse and return at least one series.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { freePort } from '../support/own-server.js';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -87,16 +88,6 @@ function onPath(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Ends a process we started (and, for a group leader, the processes it forked): TERM, then KILL. */
 async function stopProcess(child: ChildProcess | undefined, group = false): Promise<void> {

@@ -1,41 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureEmbeddedMongo } from '../../tools/lib/binaries.js';
+import { freePort, OwnServer } from './own-server.js';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
-async function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
-}
-
-/**
- * A MongoDB-compatible server of a test's own, which the test may stop and
- * start again (same port, same data) to see how the system rides out an outage.
- */
-export class OwnMongo {
-  private child?: ChildProcess;
-  private readonly dir = mkdtempSync(path.join(os.tmpdir(), 'agent-runtime-mongo-'));
-  private constructor(readonly port: number) {}
+/** A MongoDB-compatible server of a test's own; `down` kills it (SIGKILL), `up` brings it back with its data. */
+export class OwnMongo extends OwnServer {
+  private constructor(readonly port: number) {
+    super('mongo', 'SIGKILL');
+  }
 
   static async start(): Promise<OwnMongo> {
     const m = new OwnMongo(await freePort());
@@ -47,29 +22,21 @@ export class OwnMongo {
     return `mongodb://127.0.0.1:${this.port}/test`;
   }
 
-  async up(): Promise<void> {
-    const bin = ensureEmbeddedMongo();
-    this.child = spawn(bin, ['-listen', `127.0.0.1:${this.port}`, '-data', this.dir], {
+  protected spawn() {
+    return spawn(ensureEmbeddedMongo(), ['-listen', `127.0.0.1:${this.port}`, '-data', path.join(this.dir, 'data')], {
       stdio: 'ignore',
       env: { ...process.env, DO_NOT_TRACK: '1' },
     });
-    const deadline = Date.now() + 15_000;
-    while (!(await answers(this.port))) {
-      if (Date.now() > deadline) throw new Error('embedded mongo did not start');
-      await sleep(100);
-    }
   }
 
-  async down(): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null) return;
-    const exited = new Promise((r) => c.once('exit', r));
-    c.kill('SIGKILL');
-    await exited;
-  }
-
-  async destroy(): Promise<void> {
-    await this.down();
-    rmSync(this.dir, { recursive: true, force: true });
+  protected answers(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const sock = net.connect({ host: '127.0.0.1', port: this.port });
+      sock.once('connect', () => {
+        sock.destroy();
+        resolve(true);
+      });
+      sock.once('error', () => resolve(false));
+    });
   }
 }
