@@ -234,12 +234,27 @@ export class SessionService {
           continue; // moved on meanwhile: look again
         }
 
-        if (doc?.dispatchId) await ignoreNotFound(this.d.dispatch.deleteDispatch(doc.dispatchId, doc.roomName));
-        if (doc) await ignoreNotFound(this.d.rooms.deleteRoom(doc.roomName));
+        if (doc) await this.closeRoom(doc.roomName, doc.dispatchId);
         if (await this.d.store.transition(sessionId, 'ended', { failureReason: 'cancelled' })) return this.get(sessionId);
       }
       throw new ConflictError('the session changed while being cancelled; retry');
     });
+  }
+
+  /**
+   * Takes the session's dispatch back and closes its room. A room LiveKit has
+   * already closed is done: LiveKit answers dispatch calls for a missing room
+   * with a 503, so a failure is checked against the room list before it counts.
+   */
+  private async closeRoom(roomName: string, dispatchId?: string): Promise<void> {
+    try {
+      if (dispatchId) await ignoreNotFound(this.d.dispatch.deleteDispatch(dispatchId, roomName));
+      await ignoreNotFound(this.d.rooms.deleteRoom(roomName));
+    } catch (err) {
+      const open = await this.d.rooms.listRooms([roomName]).catch(() => undefined);
+      if (open?.length === 0) return;
+      throw err;
+    }
   }
 
   async batch(batchId: string): Promise<BatchProgress> {

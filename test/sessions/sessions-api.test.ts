@@ -153,6 +153,20 @@ describe('session requests', () => {
     }
   });
 
+  it('ends a dispatched session whose room LiveKit already closed, without a 503', async () => {
+    const d = await startTestDispatcher(api.env);
+    try {
+      const res = await api.call('POST', '/api/sessions', { agentId: '7' });
+      await until(async () => (await api.call('GET', `/api/sessions/${res.body.sessionId}`)).body.status === 'dispatched');
+      await livekitClients(stack).rooms.deleteRoom(res.body.roomName);
+      const ended = await api.call('DELETE', `/api/sessions/${res.body.sessionId}`);
+      expect(ended.status).to.equal(200);
+      expect(ended.body.status).to.equal('ended');
+    } finally {
+      await d.stop();
+    }
+  });
+
   it('fails a queued session whose agent was deleted before dispatch', async () => {
     const res = await api.call('POST', '/api/sessions', { agentId: '7' });
     await api.call('DELETE', '/api/agents/7');
