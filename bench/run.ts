@@ -5,7 +5,9 @@
  * it started.
  *
  * BENCH_ONLY=resolver,batch (names below) or BENCH_RUNS<5 make a partial run:
- * its report is printed, docs/BENCHMARKS.md is left alone.
+ * its report is printed, docs/BENCHMARKS.md is left alone. So do BENCH_SOAK=0
+ * (skips the five-minute soak), BENCH_SOAK_SECONDS other than 300 (shortens
+ * it) and BENCH_E2E_SESSIONS other than 100 (development only).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -13,10 +15,12 @@ import { ROOT } from '../tools/lib/paths.js';
 import { servicesDown, servicesUp, stackEnv } from '../tools/lib/services.js';
 import { benchBatch } from './batch.js';
 import { benchDispatch } from './dispatch.js';
+import { benchEndToEnd, E2E_SESSIONS } from './end-to-end.js';
 import { loadAverage, machine, versions } from './lib/machine.js';
 import { evaluate, fmt, renderReport, type Section } from './lib/report.js';
 import { benchRegistryWrites } from './registry-writes.js';
 import { benchResolver } from './resolver.js';
+import { benchSoak, SOAK_DEFAULT_SECONDS, SOAK_SECONDS } from './soak.js';
 import { benchSessionsHttp } from './sessions-http.js';
 
 const BENCHES: [string, (runs: number, log: (m: string) => void) => Promise<Section>][] = [
@@ -25,6 +29,8 @@ const BENCHES: [string, (runs: number, log: (m: string) => void) => Promise<Sect
   ['sessions', benchSessionsHttp],
   ['batch', benchBatch],
   ['dispatch', benchDispatch],
+  ['end-to-end', benchEndToEnd],
+  ['soak', benchSoak],
 ];
 
 const runs = Number(process.env.BENCH_RUNS ?? 5);
@@ -32,7 +38,9 @@ if (!Number.isInteger(runs) || runs < 1) throw new Error('BENCH_RUNS must be a p
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
 const unknown = only?.filter((n) => !BENCHES.some(([name]) => name === n)) ?? [];
 if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; known: ${BENCHES.map(([n]) => n).join(', ')}`);
-const partial = (only !== undefined && only.length < BENCHES.length) || runs < 5;
+const skipSoak = process.env.BENCH_SOAK === '0';
+const partial =
+  (only !== undefined && only.length < BENCHES.length) || runs < 5 || E2E_SESSIONS !== 100 || skipSoak || SOAK_SECONDS !== SOAK_DEFAULT_SECONDS;
 
 const startedAt = Date.now();
 const log = (m: string) => console.log(m);
@@ -43,8 +51,12 @@ try {
   const sections: Section[] = [];
   for (const [name, fn] of BENCHES) {
     if (only && !only.includes(name)) continue;
+    if (name === 'soak' && skipSoak) {
+      log('[bench] soak: skipped (BENCH_SOAK=0)');
+      continue;
+    }
     const t = Date.now();
-    log(`[bench] ${name}: ${runs} runs`);
+    log(`[bench] ${name}: ${name === 'soak' ? `one run of ${SOAK_SECONDS} s` : `${runs} runs`}`);
     const s = await fn(runs, log);
     sections.push(s);
     for (const f of s.figures) {
@@ -62,7 +74,7 @@ try {
     durationS: (Date.now() - startedAt) / 1000,
   });
   if (partial) {
-    log('\n[bench] partial run (BENCH_ONLY or BENCH_RUNS < 5): docs/BENCHMARKS.md left unchanged\n');
+    log('\n[bench] partial run (BENCH_ONLY, BENCH_RUNS < 5, BENCH_SOAK=0, BENCH_SOAK_SECONDS or BENCH_E2E_SESSIONS): docs/BENCHMARKS.md left unchanged\n');
     log(md);
   } else {
     const file = path.join(ROOT, 'docs', 'BENCHMARKS.md');

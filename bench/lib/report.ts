@@ -22,6 +22,8 @@ export interface Section {
   method: string[];
   figures: Figure[];
   notes?: string[];
+  /** Markdown lines printed as they are after the notes (a table, say). */
+  extra?: string[];
 }
 
 export interface Machine {
@@ -63,6 +65,7 @@ export function evaluate(f: Figure): Evaluated {
 
 /** Three significant digits, without exponent notation. */
 export function fmt(x: number): string {
+  if (x === Infinity) return '∞';
   if (!Number.isFinite(x)) return String(x);
   const abs = Math.abs(x);
   if (abs >= 100) return Math.round(x).toLocaleString('en-US');
@@ -142,6 +145,10 @@ export function renderReport(r: ReportInput): string {
     out.push('');
     if (s.notes?.length) {
       for (const n of s.notes) out.push(`- ${n}`);
+      out.push('');
+    }
+    if (s.extra?.length) {
+      out.push(...s.extra);
       out.push('');
     }
   }

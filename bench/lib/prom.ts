@@ -1,0 +1,60 @@
+/** Reading Prometheus text exposition (what a /metrics endpoint answers). */
+
+export interface PromSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export function parseProm(text: string): PromSample[] {
+  const out: PromSample[] = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const [, k, v] of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[k!] = v!;
+    out.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+/** The sum of every sample named `name` whose labels include `labels`. */
+export function promValue(samples: PromSample[], name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const s of samples) if (s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)) sum += s.value;
+  return sum;
+}
+
+/** Cumulative bucket counts of a histogram, by upper bound (Infinity for +Inf). */
+export function promBuckets(samples: PromSample[], name: string, labels: Record<string, string> = {}): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const s of samples) {
+    if (s.name !== `${name}_bucket` || !Object.entries(labels).every(([k, v]) => s.labels[k] === v)) continue;
+    const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+    out.set(le, (out.get(le) ?? 0) + s.value);
+  }
+  return new Map([...out.entries()].sort((a, b) => a[0] - b[0]));
+}
+
+/**
+ * The bucket a quantile of the observations between two snapshots falls in:
+ * `(lower, upper]`, from the difference of their cumulative bucket counts.
+ */
+export function bucketOfQuantile(before: Map<number, number>, after: Map<number, number>, q: number): { lower: number; upper: number; n: number } {
+  const bounds = [...after.keys()];
+  const n = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  const want = Math.ceil(q * n);
+  let lower = 0;
+  for (const le of bounds) {
+    if ((after.get(le) ?? 0) - (before.get(le) ?? 0) >= want) return { lower, upper: le, n };
+    lower = le;
+  }
+  return { lower, upper: Infinity, n };
+}
+
+export async function scrape(url: string): Promise<PromSample[]> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
+  return parseProm(await res.text());
+}
