@@ -48,19 +48,8 @@ export function isolatedEnv(tag: string, overrides: Record<string, string> = {})
   };
 }
 
-/** A valid AgentConfig body (same shape as the tests'). */
-export function agentBody(id: string, extra: Record<string, unknown> = {}) {
-  return {
-    id,
-    name: `Agent ${id}`,
-    instructions: 'You are a helpful voice assistant.',
-    greeting: 'Hello!',
-    stt: { provider: 'deepgram', model: 'nova-3', language: 'en' },
-    llm: { provider: 'openai', model: 'gpt-4o-mini', temperature: 0.5 },
-    tts: { provider: 'openai', voice: 'alloy' },
-    ...extra,
-  };
-}
+/** A valid AgentConfig body: the tests' own. */
+export { agentBody } from '../../test/support/api.js';
 
 export interface Reply {
   status: number;
