@@ -8,6 +8,7 @@ import path from 'node:path';
 import Mocha from 'mocha';
 import { ROOT } from './lib/paths.js';
 import { servicesDown, servicesUp, stackEnv } from './lib/services.js';
+import { ensureSystemPackages } from './lib/system-packages.js';
 
 function testFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -24,6 +25,7 @@ const files = (args.length ? args.map((a) => path.resolve(a)) : [path.join(ROOT,
   .flatMap((p) => (statSync(p).isDirectory() ? testFiles(p) : [p]))
   .sort();
 
+ensureSystemPackages((m) => console.log(`[setup] ${m}`));
 const started = await servicesUp(stackEnv(), (m) => console.log(`[services] ${m}`));
 let failures = 1;
 try {
