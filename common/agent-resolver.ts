@@ -4,6 +4,7 @@ import type { AgentModels } from './models/agent.js';
 import type { AgentConfig } from './schemas/agent-config.js';
 import { AgentNotFoundError, isMongoUnavailable, UnavailableError } from './errors.js';
 import { toAgentConfig } from './agent-view.js';
+import { redisReady } from './redis.js';
 
 /**
  * Read-through resolution of agent configs: in-process LRU → Redis → MongoDB.
@@ -79,7 +80,11 @@ export class AgentResolver {
     this.lru = new LRUCache<string, Entry>({ max: this.opts.lruMax, ttl: this.opts.lruTtlMs, noDeleteOnStaleGet: true });
   }
 
-  /** Starts listening for change messages; resolves once subscribed. */
+  /**
+   * Starts listening for change messages; resolves once subscribed and the
+   * cache connection is up (or has had its chance), so the first resolution
+   * right after start reads Redis instead of taking it for down.
+   */
   async start(): Promise<void> {
     const channel = changeChannel(this.opts.prefix);
     this.opts.subscriber.on('message', (ch: string, message: string) => {
@@ -91,7 +96,7 @@ export class AgentResolver {
         /* not ours */
       }
     });
-    await this.opts.subscriber.subscribe(channel);
+    await Promise.all([this.opts.subscriber.subscribe(channel), redisReady(this.opts.redis)]);
   }
 
   invalidate(agentId: string, version: number): void {

@@ -18,3 +18,21 @@ export function createRedis(url: string, kind: 'blocking' | 'fail-fast' = 'fail-
   client.on('error', () => undefined);
   return client;
 }
+
+/**
+ * Resolves once `client` is connected, or after `timeoutMs` whatever its state.
+ * A fail-fast client refuses commands until then, so a process that answers
+ * its first request right after start would otherwise treat Redis as down.
+ */
+export async function redisReady(client: Redis, timeoutMs = 2000): Promise<void> {
+  if (client.status === 'ready') return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, timeoutMs);
+    function done() {
+      clearTimeout(timer);
+      client.off('ready', done);
+      resolve();
+    }
+    client.once('ready', done);
+  });
+}
