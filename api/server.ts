@@ -8,12 +8,7 @@ import { createRedis } from '../common/redis.js';
 import { livekitClients } from '../common/livekit.js';
 import { sessionsQueue } from '../common/queue.js';
 import { createResolver } from '../common/resolver-factory.js';
-import { sessionModels } from '../common/sessions/model.js';
-import { sessionLock } from '../common/sessions/lock.js';
-import { SessionStore } from '../common/sessions/store.js';
-import { callbacksQueue } from '../common/callbacks.js';
-import { AgentSlots } from '../common/sessions/agent-slots.js';
-import { wireSessionEffects } from '../common/sessions/effects.js';
+import { sessionRecords } from '../common/sessions/effects.js';
 import { AgentRegistry } from './agents/registry.js';
 import { webhookRoutes } from './livekit/webhook-routes.js';
 import { IdempotencyKeys } from './sessions/idempotency.js';
@@ -41,12 +36,8 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   const registry = new AgentRegistry({ models, redis, prefix: config.QUEUE_PREFIX, cacheTtl: config.CONFIG_CACHE_TTL });
 
   const { resolver, close: closeResolver } = await createResolver(config, redis, models);
-  const sessionsModels = await sessionModels(mongo);
-  const store = new SessionStore(sessionsModels, sessionLock(redis, config.QUEUE_PREFIX));
+  const { store, models: sessionsModels, callbacks } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log);
   const writer = new RecordWriter(store, log);
-  const callbacks = callbacksQueue(redis, config.QUEUE_PREFIX);
-  callbacks.on('error', (err) => log.debug({ err: err.message }, 'callbacks queue error'));
-  wireSessionEffects(store, { slots: new AgentSlots(redis, config.QUEUE_PREFIX), callbacks, logger: log });
   const queue = sessionsQueue(redis, config.QUEUE_PREFIX);
   queue.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
   const { rooms, dispatch } = livekitClients(config);

@@ -13,9 +13,6 @@ export function processRegistry(service: 'api' | 'dispatcher' | 'worker'): clien
 }
 
 /** Cumulative time from the session request to each stage: a dashboard reads where time goes. */
-export const STAGES = ['accepted', 'dispatched', 'job_received', 'session_started', 'agent_joined'] as const;
-export type Stage = (typeof STAGES)[number];
-
 export function stageHistogram(registry: client.Registry) {
   return new client.Histogram({
     name: 'agent_runtime_session_stage_seconds',

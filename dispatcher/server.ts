@@ -1,7 +1,6 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import { callbacksQueue, startCallbackWorker } from '../common/callbacks.js';
-import { AgentSlots } from '../common/sessions/agent-slots.js';
-import { wireSessionEffects } from '../common/sessions/effects.js';
+import { startCallbackWorker } from '../common/callbacks.js';
+import { sessionRecords } from '../common/sessions/effects.js';
 import { checkAgentJoined, type JoinCheck } from './join-check.js';
 import { loadConfig, dispatcherEnv } from '../common/config.js';
 import { UnavailableError, isMongoUnavailable } from '../common/errors.js';
@@ -13,10 +12,7 @@ import { connectMongo } from '../common/mongo.js';
 import { dispatchBackoff, SESSIONS_QUEUE } from '../common/queue.js';
 import { createRedis } from '../common/redis.js';
 import { createResolver } from '../common/resolver-factory.js';
-import { sessionModels } from '../common/sessions/model.js';
 import type { SessionJob } from '../common/sessions/schema.js';
-import { sessionLock } from '../common/sessions/lock.js';
-import { SessionStore } from '../common/sessions/store.js';
 import { dispatchSession, type DispatchDeps } from './dispatch-session.js';
 import { classifyLivekitError } from './livekit-errors.js';
 import { dispatcherMetrics, serveMetrics } from './metrics.js';
@@ -40,10 +36,7 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
   const redis = createRedis(config.REDIS_URL, 'blocking');
   redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
   const mongo = await connectMongo(config.MONGODB_URI);
-  const store = new SessionStore(await sessionModels(mongo), sessionLock(redis, config.QUEUE_PREFIX));
-  const slots = new AgentSlots(redis, config.QUEUE_PREFIX);
-  const callbacks = callbacksQueue(redis, config.QUEUE_PREFIX);
-  wireSessionEffects(store, { slots, callbacks, logger: log });
+  const { store, slots, callbacks } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log);
   const joinChecks = new Queue<JoinCheck>(JOIN_CHECKS_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
   const scheduleJoinCheck = (sessionId: string, round: number) =>
     joinChecks.add('check', { sessionId, round }, {
@@ -70,7 +63,7 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
 
   const sessionQueue = new Queue<SessionJob>(SESSIONS_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
   const m = dispatcherMetrics([sessionQueue, joinChecks, callbacks]);
-  for (const q of [sessionQueue, joinChecks, callbacks]) q.on('error', (err) => log.debug({ queue: q.name, err: err.message }, 'queue error'));
+  for (const q of [sessionQueue, joinChecks]) q.on('error', (err) => log.debug({ queue: q.name, err: err.message }, 'queue error'));
 
   const processJob = async (job: Job<SessionJob>, token?: string) => {
     const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);

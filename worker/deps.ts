@@ -1,4 +1,3 @@
-import { callbacksQueue } from '../common/callbacks.js';
 import { loadConfig, workerEnv, type WorkerConfig } from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { agentModels } from '../common/models/agent.js';
@@ -6,11 +5,8 @@ import { connectMongo } from '../common/mongo.js';
 import { createRedis } from '../common/redis.js';
 import { createResolver } from '../common/resolver-factory.js';
 import type { AgentResolver } from '../common/agent-resolver.js';
-import { AgentSlots } from '../common/sessions/agent-slots.js';
-import { wireSessionEffects } from '../common/sessions/effects.js';
-import { sessionLock } from '../common/sessions/lock.js';
-import { sessionModels } from '../common/sessions/model.js';
-import { SessionStore } from '../common/sessions/store.js';
+import { sessionRecords } from '../common/sessions/effects.js';
+import type { SessionStore } from '../common/sessions/store.js';
 
 export interface WorkerDeps {
   config: WorkerConfig;
@@ -33,8 +29,7 @@ export function workerDeps(): Promise<WorkerDeps> {
     redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
     const mongo = await connectMongo(config.MONGODB_URI);
     const { resolver } = await createResolver(config, redis, await agentModels(mongo));
-    const store = new SessionStore(await sessionModels(mongo), sessionLock(redis, config.QUEUE_PREFIX));
-    wireSessionEffects(store, { slots: new AgentSlots(redis, config.QUEUE_PREFIX), callbacks: callbacksQueue(redis, config.QUEUE_PREFIX), logger: log });
+    const { store } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log);
     return { config, log, resolver, store };
   })();
   deps.catch(() => (deps = undefined));

@@ -214,6 +214,6 @@ function versionView(row: AgentVersionDoc): VersionView {
     version: row.version,
     deleted: row.deleted,
     createdAt: new Date(row.createdAt).toISOString(),
-    config: row.spec ? { ...row.spec, version: row.version, createdAt: new Date(row.createdAt).toISOString(), updatedAt: new Date(row.createdAt).toISOString() } : null,
+    config: row.spec ? toAgentConfig({ spec: row.spec, version: row.version, createdAt: row.createdAt, updatedAt: row.createdAt }) : null,
   };
 }

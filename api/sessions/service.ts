@@ -113,6 +113,16 @@ export class SessionService {
       await this.announceQueued([job]);
       // Dispatch on join only where joining early cannot jump a schedule or a concurrency cap.
       const dispatchOnJoin = !job.scheduledAt && !config.maxConcurrentSessions;
+      const token = await participantToken(
+        { apiKey: this.d.config.LIVEKIT_API_KEY, apiSecret: this.d.config.LIVEKIT_API_SECRET, ttlSeconds: this.d.config.PARTICIPANT_TOKEN_TTL },
+        {
+          room: job.roomName,
+          identity: job.participantIdentity,
+          ...(req.participant?.name ? { name: req.participant.name } : {}),
+          ...(req.participant?.metadata ? { metadata: req.participant.metadata } : {}),
+          ...(dispatchOnJoin ? { dispatch: { agentName: this.d.config.AGENT_NAME, metadata: dispatchMetadata(job, config.version) } } : {}),
+        },
+      );
       this.d.metrics?.accepted(job.agentId, (performance.now() - started) / 1000);
       return {
         sessionId: job.sessionId,
@@ -120,16 +130,7 @@ export class SessionService {
         roomName: job.roomName,
         status: 'queued',
         livekitUrl: this.d.config.LIVEKIT_PUBLIC_URL ?? this.d.config.LIVEKIT_URL,
-        participantToken: await participantToken(
-          { apiKey: this.d.config.LIVEKIT_API_KEY, apiSecret: this.d.config.LIVEKIT_API_SECRET, ttlSeconds: this.d.config.PARTICIPANT_TOKEN_TTL },
-          {
-            room: job.roomName,
-            identity: job.participantIdentity,
-            ...(req.participant?.name ? { name: req.participant.name } : {}),
-            ...(req.participant?.metadata ? { metadata: req.participant.metadata } : {}),
-            ...(dispatchOnJoin ? { dispatch: { agentName: this.d.config.AGENT_NAME, metadata: dispatchMetadata(job, config.version) } } : {}),
-          },
-        ),
+        participantToken: token,
       };
     });
   }
@@ -179,7 +180,7 @@ export class SessionService {
       const batchId = newId('bat');
       const jobs = requests.map((r) => this.job(r, batchId, parsed.callbackUrl));
       const sessionIds = jobs.map((j) => j.sessionId);
-      await this.d.models.Batch.create({ _id: batchId, sessionIds, accepted: jobs.length, cancelled: false, createdAt: new Date() });
+      await this.d.models.Batch.create({ _id: batchId, sessionIds, accepted: jobs.length, createdAt: new Date() });
       try {
         await this.d.queue.addBulk(jobs.map((j) => ({ name: 'session', data: j, opts: this.jobOptions(j) })));
       } catch (err) {
@@ -279,7 +280,6 @@ export class SessionService {
     return guard(async () => {
       const batch = await this.d.models.Batch.findById(batchId).lean();
       if (!batch) throw new NotFoundError(`batch ${JSON.stringify(batchId)} does not exist`);
-      await this.d.models.Batch.updateOne({ _id: batchId }, { $set: { cancelled: true } });
       await this.d.writer.flush();
       let cancelled = 0;
       for (let i = 0; i < batch.sessionIds.length; i += 200) {

@@ -30,7 +30,4 @@ export class AgentSlots {
     await this.redis.srem(this.key(agentId), sessionId);
   }
 
-  async held(agentId: string): Promise<number> {
-    return this.redis.scard(this.key(agentId));
-  }
 }

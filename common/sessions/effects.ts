@@ -1,10 +1,13 @@
 import type { Queue } from 'bullmq';
-import { enqueueCallback, type CallbackJob } from '../callbacks.js';
+import type { Redis } from 'ioredis';
+import type { Connection } from 'mongoose';
+import { callbacksQueue, enqueueCallback, type CallbackJob } from '../callbacks.js';
 import type { Logger } from '../logger.js';
-import type { AgentSlots } from './agent-slots.js';
-import type { SessionDoc } from './model.js';
+import { AgentSlots } from './agent-slots.js';
+import { sessionLock } from './lock.js';
+import { sessionModels, type SessionDoc, type SessionModels } from './model.js';
 import { TERMINAL_STATUSES, type SessionStatus } from './schema.js';
-import type { SessionStore } from './store.js';
+import { SessionStore } from './store.js';
 
 /** The JSON a callback receives for one status change. */
 export function callbackPayload(s: SessionDoc, previousStatus: SessionStatus | undefined) {
@@ -38,4 +41,26 @@ export function wireSessionEffects(store: SessionStore, o: { slots: AgentSlots; 
       );
     }
   });
+}
+
+export interface SessionRecords {
+  store: SessionStore;
+  models: SessionModels;
+  slots: AgentSlots;
+  callbacks: Queue<CallbackJob>;
+}
+
+/**
+ * The session store every service uses (API, dispatcher, worker): records in
+ * MongoDB, moves serialised by a per-session Redis lock, and the effects of a
+ * move wired in, so a status change behaves the same wherever it is made.
+ */
+export async function sessionRecords(mongo: Connection, redis: Redis, prefix: string, logger: Logger): Promise<SessionRecords> {
+  const models = await sessionModels(mongo);
+  const store = new SessionStore(models, sessionLock(redis, prefix));
+  const slots = new AgentSlots(redis, prefix);
+  const callbacks = callbacksQueue(redis, prefix);
+  callbacks.on('error', (err) => logger.debug({ err: err.message }, 'callbacks queue error'));
+  wireSessionEffects(store, { slots, callbacks, logger });
+  return { store, models, slots, callbacks };
 }

@@ -32,7 +32,6 @@ export interface BatchDoc {
   _id: string;
   sessionIds: string[];
   accepted: number;
-  cancelled: boolean;
   createdAt: Date;
 }
 
@@ -70,7 +69,6 @@ const batchSchema = new Schema<BatchDoc>(
     _id: { type: String, required: true },
     sessionIds: [String],
     accepted: { type: Number, required: true },
-    cancelled: { type: Boolean, default: false },
     createdAt: { type: Date, required: true },
   },
   { collection: 'batches', versionKey: false },

@@ -19,7 +19,3 @@ export const ENTERED_FROM: Record<SessionStatus, readonly SessionStatus[]> = {
   failed: ['queued', 'dispatching', 'dispatched', 'active'],
   cancelled: ['queued', 'dispatching'],
 };
-
-export function canEnter(to: SessionStatus, from: SessionStatus): boolean {
-  return ENTERED_FROM[to].includes(from);
-}
