@@ -1,10 +1,11 @@
-import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import { RoomAgentDispatch, type AgentDispatchClient, type RoomServiceClient } from 'livekit-server-sdk';
 import type { AgentResolver } from '../common/agent-resolver.js';
 import { AgentNotFoundError } from '../common/errors.js';
 import type { AgentConfig } from '../common/schemas/agent-config.js';
 import type { AgentSlots } from '../common/sessions/agent-slots.js';
 import { dispatchMetadata, sessionIdOf } from '../common/sessions/dispatch-metadata.js';
 import { TERMINAL_STATUSES, type SessionJob } from '../common/sessions/schema.js';
+import { ENTERED_FROM } from '../common/sessions/state.js';
 import type { SessionStore } from '../common/sessions/store.js';
 
 export interface DispatchDeps {
@@ -20,7 +21,7 @@ export interface DispatchDeps {
 }
 
 export type Outcome =
-  | { result: 'dispatched'; dispatchId: string; reused: boolean }
+  | { result: 'dispatched' }
   | { result: 'skipped'; status: string }
   | { result: 'failed'; reason: string }
   | { result: 'busy' }
@@ -28,11 +29,15 @@ export type Outcome =
   | { result: 'at-capacity' };
 
 /**
- * Turns one queued session into exactly one LiveKit agent dispatch. Safe to
- * run again after any crash: an existing dispatch for the session is found
- * in the room and reused, never made twice.
+ * Turns one queued session into exactly one LiveKit agent dispatch, in one
+ * LiveKit call: the session's room is created carrying the dispatch
+ * (CreateRoomRequest.agents). LiveKit makes a room's dispatches when it
+ * creates the room and returns a room that already exists unchanged, and the
+ * only other way a session's room comes to be, a participant token's dispatch
+ * on join, carries the same dispatch; so running this again after any crash
+ * never makes a second one.
  */
-export async function dispatchSession(job: SessionJob, d: DispatchDeps): Promise<Outcome> {
+export async function dispatchSession(job: SessionJob, d: DispatchDeps, attempt = 1): Promise<Outcome> {
   let config: AgentConfig;
   try {
     config = (await d.resolver.resolve(job.agentId)).config;
@@ -50,29 +55,47 @@ export async function dispatchSession(job: SessionJob, d: DispatchDeps): Promise
   const release = await d.lock(job.sessionId);
   if (!release) return { result: 'busy' };
   try {
-    // The move to dispatching is the check that the session still wants an agent
-    // (not cancelled, not dispatched by an earlier run of this job).
-    if (!(await d.store.transition(job.sessionId, 'dispatching', { configVersion }, job))) {
-      const now = await d.store.get(job.sessionId);
-      const status = now?.status ?? 'unknown';
-      // A slot taken above for a session that is already over goes back.
-      if (config.maxConcurrentSessions && TERMINAL_STATUSES.includes(status as never)) await d.slots.release(job.agentId, job.sessionId);
-      return { result: 'skipped', status };
-    }
-    await d.rooms.createRoom({ name: job.roomName, emptyTimeout: d.room.emptyTimeout, maxParticipants: d.room.maxParticipants });
-    const existing = (await d.dispatch.listDispatch(job.roomName)).find(
-      (x) => x.agentName === d.agentName && sessionIdOf(x.metadata) === job.sessionId,
-    );
-    const made = existing ?? (await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata: dispatchMetadata(job, configVersion) }));
+    // Only a session that still wants an agent gets a room (not cancelled, not dispatched by an
+    // earlier run of this job). A record not written yet is queued.
+    const before = (await d.store.status(job.sessionId)) ?? 'queued';
+    if (!ENTERED_FROM.dispatched.includes(before)) return await skipped(job, d, config, before);
 
-    if (!(await d.store.transition(job.sessionId, 'dispatched', { dispatchId: made.id }))) {
-      // Cancelled while we worked: take the dispatch back so no agent joins.
-      const now = await d.store.get(job.sessionId);
-      if (now?.status === 'cancelled') await d.dispatch.deleteDispatch(made.id, job.roomName).catch(() => undefined);
-      return { result: 'skipped', status: now?.status ?? 'unknown' };
+    const metadata = dispatchMetadata(job, configVersion);
+    await d.rooms.createRoom({
+      name: job.roomName,
+      emptyTimeout: d.room.emptyTimeout,
+      maxParticipants: d.room.maxParticipants,
+      agents: [new RoomAgentDispatch({ agentName: d.agentName, metadata })],
+    });
+    if (!job.exclusiveRoom && !(await mine(job, d)).length) {
+      // A room that existed before without this session's dispatch (named by the caller, or
+      // joined early with a token that carried none) was returned unchanged: dispatch into it.
+      await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata });
     }
-    return { result: 'dispatched', dispatchId: made.id, reused: existing !== undefined };
+
+    if (!(await d.store.transition(job.sessionId, 'dispatched', { configVersion, attempts: attempt }, job))) {
+      // Cancelled while we worked: take the dispatch back so no agent joins.
+      const now = (await d.store.status(job.sessionId)) ?? 'unknown';
+      if (now === 'cancelled') await withdraw(job, d).catch(() => undefined);
+      return await skipped(job, d, config, now);
+    }
+    return { result: 'dispatched' };
   } finally {
     await release();
   }
+}
+
+async function skipped(job: SessionJob, d: DispatchDeps, config: AgentConfig, status: string): Promise<Outcome> {
+  // A slot taken for a session that is already over goes back.
+  if (config.maxConcurrentSessions && TERMINAL_STATUSES.includes(status as never)) await d.slots.release(job.agentId, job.sessionId);
+  return { result: 'skipped', status };
+}
+
+/** This session's dispatches in its room, found by the session id in their metadata. */
+async function mine(job: SessionJob, d: DispatchDeps) {
+  return (await d.dispatch.listDispatch(job.roomName)).filter((x) => x.agentName === d.agentName && sessionIdOf(x.metadata) === job.sessionId);
+}
+
+async function withdraw(job: SessionJob, d: DispatchDeps): Promise<void> {
+  for (const x of await mine(job, d)) await d.dispatch.deleteDispatch(x.id, job.roomName);
 }

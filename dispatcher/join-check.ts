@@ -1,5 +1,5 @@
 import type { AgentDispatchClient } from 'livekit-server-sdk';
-import { dispatchMetadata } from '../common/sessions/dispatch-metadata.js';
+import { dispatchMetadata, sessionIdOf } from '../common/sessions/dispatch-metadata.js';
 import type { SessionStore } from '../common/sessions/store.js';
 
 export interface JoinCheck {
@@ -22,7 +22,12 @@ export async function checkAgentJoined(
 ): Promise<JoinCheckOutcome> {
   const s = await d.store.get(check.sessionId);
   if (!s || s.status !== 'dispatched') return 'joined-or-over';
-  if (s.dispatchId) await d.dispatch.deleteDispatch(s.dispatchId, s.roomName).catch(() => undefined);
+  // The dispatch the room was created with has no id on the record (the agent reports it when it
+  // starts): found by the session id in its metadata.
+  const old = await d.dispatch.listDispatch(s.roomName).catch(() => []);
+  for (const x of old) {
+    if (x.agentName === d.agentName && sessionIdOf(x.metadata) === s._id) await d.dispatch.deleteDispatch(x.id, s.roomName).catch(() => undefined);
+  }
   if (check.round === 0) {
     const made = await d.dispatch.createDispatch(s.roomName, d.agentName, {
       metadata: dispatchMetadata(

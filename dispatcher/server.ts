@@ -70,7 +70,7 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
     if (job.attemptsMade === 0) m.queueWait.observe(Math.max(0, Date.now() - job.timestamp - (job.opts.delay ?? 0)) / 1000);
     const timer = m.dispatchDuration.startTimer();
     try {
-      const outcome = await dispatchSession(job.data, deps);
+      const outcome = await dispatchSession(job.data, deps, job.attemptsMade + 1);
       if (outcome.result !== 'busy' && outcome.result !== 'at-capacity') timer();
       m.outcomes.inc({ result: outcome.result, reason: outcome.result === 'failed' ? outcome.reason : outcome.result === 'skipped' ? outcome.status : '' });
       if (outcome.result === 'dispatched') m.stages.observe({ stage: 'dispatched' }, (Date.now() - Date.parse(job.data.requestedAt)) / 1000);
@@ -104,6 +104,8 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
         throw new UnrecoverableError(reason);
       }
       m.retries.inc({ reason });
+      // The record says a dispatch is under way and how many attempts it took so far.
+      await store.transition(job.data.sessionId, 'dispatching', { attempts: job.attemptsMade + 1 }, job.data).catch(() => undefined);
       log.info({ sessionId: job.data.sessionId, attempt: job.attemptsMade + 1, err: (err as Error).message }, 'livekit error; will retry');
       throw err;
     }

@@ -106,7 +106,15 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   const startedAt = Date.now();
   events.onStarted?.(config.id, (performance.now() - received) / 1000);
   if (target.requestedAt) events.onStage?.('session_started', (Date.now() - target.requestedAt) / 1000);
-  if (target.sessionId) await record(() => d.store.transition(target.sessionId!, 'active'));
+  if (target.sessionId) {
+    // The agent knows which dispatch it serves; the dispatcher made it with the room and never saw its id.
+    const dispatchId = ctx.job.dispatchId || undefined;
+    await record(async () => {
+      if (!(await d.store.transition(target.sessionId!, 'active', dispatchId ? { dispatchId } : {})) && dispatchId) {
+        await d.store.update(target.sessionId!, 'active', { dispatchId }); // LiveKit's webhook recorded it active first
+      }
+    });
+  }
 
   ctx.addShutdownCallback(async () => {
     frames?.close();

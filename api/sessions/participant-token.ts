@@ -21,7 +21,7 @@ export async function participantToken(
   if (p.dispatch) {
     // Dispatch on join: a user who joins before the dispatcher ran creates the room
     // with this dispatch. LiveKit applies it only when the join creates the room,
-    // and the dispatcher reuses a dispatch carrying the same session id, so a
+    // and the dispatcher's createRoom leaves an existing room as it is, so a
     // session never gets two agents.
     at.roomConfig = new RoomConfiguration({ agents: [new RoomAgentDispatch({ agentName: p.dispatch.agentName, metadata: p.dispatch.metadata })] });
   }

@@ -73,7 +73,8 @@ const guard = translateOutages;
 export class SessionService {
   constructor(private readonly d: SessionServiceDeps) {}
 
-  private job(req: SessionRequest, batchId?: string, batchCallbackUrl?: string): SessionJob {
+  /** `joinDispatches`: the participant token, if any, carries the session's dispatch. */
+  private job(req: SessionRequest, joinDispatches: boolean, batchId?: string, batchCallbackUrl?: string): SessionJob {
     const sessionId = newId('ses');
     return {
       sessionId,
@@ -85,6 +86,7 @@ export class SessionService {
       ...(req.scheduledAt ? { scheduledAt: new Date(req.scheduledAt).toISOString() } : {}),
       ...((req.callbackUrl ?? batchCallbackUrl) ? { callbackUrl: req.callbackUrl ?? batchCallbackUrl } : {}),
       requestedAt: new Date().toISOString(),
+      ...(!req.roomName && joinDispatches ? { exclusiveRoom: true as const } : {}),
     };
   }
 
@@ -107,12 +109,12 @@ export class SessionService {
     const req = parseOrThrow(sessionRequestSchema, body);
     return guard(async () => {
       const { config } = await this.d.resolver.resolve(req.agentId); // unknown or deleted: 404, nothing queued
-      const job = this.job(req);
+      // Dispatch on join only where joining early cannot jump a schedule or a concurrency cap.
+      const dispatchOnJoin = !req.scheduledAt && !config.maxConcurrentSessions;
+      const job = this.job(req, dispatchOnJoin);
       await this.d.queue.add('session', job, this.jobOptions(job));
       this.d.writer.add([queuedRecord(job)]);
       await this.announceQueued([job]);
-      // Dispatch on join only where joining early cannot jump a schedule or a concurrency cap.
-      const dispatchOnJoin = !job.scheduledAt && !config.maxConcurrentSessions;
       const token = await participantToken(
         { apiKey: this.d.config.LIVEKIT_API_KEY, apiSecret: this.d.config.LIVEKIT_API_SECRET, ttlSeconds: this.d.config.PARTICIPANT_TOKEN_TTL },
         {
@@ -178,7 +180,8 @@ export class SessionService {
       }
 
       const batchId = newId('bat');
-      const jobs = requests.map((r) => this.job(r, batchId, parsed.callbackUrl));
+      // Batch sessions get no participant token: nothing but the dispatcher can create their rooms.
+      const jobs = requests.map((r) => this.job(r, true, batchId, parsed.callbackUrl));
       const sessionIds = jobs.map((j) => j.sessionId);
       await this.d.models.Batch.create({ _id: batchId, sessionIds, accepted: jobs.length, createdAt: new Date() });
       try {

@@ -78,4 +78,13 @@ export interface SessionJob {
   scheduledAt?: string;
   callbackUrl?: string;
   requestedAt: string;
+  /**
+   * The room is this session's alone and every way it can come to exist (the
+   * dispatcher's createRoom, the participant token's dispatch on join) brings
+   * this session's dispatch with it; so creating the room with the dispatch is
+   * all the dispatcher has to do. Unset when the caller named the room or the
+   * token carries no dispatch (scheduled, capped agent): the room may then exist
+   * without one, and the dispatcher looks.
+   */
+  exclusiveRoom?: true;
 }

@@ -5,9 +5,11 @@ import type { SessionStatus } from './schema.js';
  * from. Every write is conditional on these, so a late or repeated event
  * (a retried job, a webhook arriving twice) can never move a session backwards.
  *
- *   queued → dispatching → dispatched → active → ended
- *      ↘          ↘             ↘          ↘
- *    cancelled  cancelled      failed     failed
+ *   queued ───────────────→ dispatched → active → ended
+ *      │  ↘                  ↗      ↘          ↘
+ *      │   dispatching ─────┘       failed     failed
+ *      ↓        ↓   (an attempt failed and is retried; repeats)
+ *   cancelled  cancelled
  */
 export const ENTERED_FROM: Record<SessionStatus, readonly SessionStatus[]> = {
   queued: [],

@@ -4,6 +4,8 @@ import { ENTERED_FROM } from './state.js';
 
 export interface TransitionFields {
   configVersion?: number;
+  /** Dispatch attempts made so far, this one included. */
+  attempts?: number;
   dispatchId?: string;
   failureReason?: string;
   redispatches?: number;
@@ -70,6 +72,11 @@ export class SessionStore {
     return this.models.Session.findById(sessionId).lean();
   }
 
+  /** The session's status alone; undefined while its record is not written yet. */
+  async status(sessionId: string): Promise<SessionStatus | undefined> {
+    return (await this.models.Session.findById(sessionId, { status: 1 }).lean())?.status;
+  }
+
   /**
    * Moves a session to `to` if its current status allows it. When the record
    * does not exist yet (the API writes it behind the queue), it is created from
@@ -94,7 +101,7 @@ export class SessionStore {
       const cur = await this.models.Session.findById(sessionId).lean();
       if (cur) {
         if (!ENTERED_FROM[to].includes(cur.status)) return {};
-        const set = { status: to, updatedAt: now, ...fields, ...(to === 'dispatching' ? { attempts: (cur.attempts ?? 0) + 1 } : {}) };
+        const set = { status: to, updatedAt: now, ...fields };
         const transition = { status: to, at: now };
         await this.models.Session.updateOne({ _id: sessionId }, { $set: set, $push: { transitions: transition } });
         // The record as written, without reading it back: listeners see what this move made.
@@ -107,7 +114,6 @@ export class SessionStore {
         ...base,
         ...fields,
         status: to,
-        attempts: to === 'dispatching' ? 1 : 0,
         transitions: [
           { status: 'queued', at: base.requestedAt },
           { status: to, at: now },

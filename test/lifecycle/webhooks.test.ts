@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import { livekitClients } from '../../common/livekit.js';
+import { sessionsQueue } from '../../common/queue.js';
+import { createRedis } from '../../common/redis.js';
 import type { RunningDispatcher } from '../../dispatcher/server.js';
 import { agentBody, startTestApi, type TestApi } from '../support/api.js';
 import { startTestDispatcher } from '../support/dispatcher.js';
@@ -40,7 +42,7 @@ describe('session lifecycle from LiveKit webhooks', function () {
       const v = await statusOf(api, s.sessionId);
       return v.status === 'active' ? v : undefined;
     });
-    expect(active.transitions.map((t: { status: string }) => t.status)).to.deep.equal(['queued', 'dispatching', 'dispatched', 'active']);
+    expect(active.transitions.map((t: { status: string }) => t.status)).to.deep.equal(['queued', 'dispatched', 'active']);
     await new Promise((r) => setTimeout(r, 1200));
     await agent.disconnect();
     const ended = await until(async () => {
@@ -87,12 +89,32 @@ describe('session lifecycle from LiveKit webhooks', function () {
     expect(JSON.parse(fromToken[0]!.metadata)).to.include({ agentId: 'w', sessionId: s.sessionId, configVersion: 1 });
 
     dispatcher = await startTestDispatcher(api.env);
-    const dispatched = await until(async () => {
-      const v = await statusOf(api, s.sessionId);
-      return v.status === 'dispatched' ? v : undefined;
-    });
-    expect(dispatched.dispatchId).to.equal(fromToken[0]!.id);
+    await until(async () => (await statusOf(api, s.sessionId)).status === 'dispatched');
+    expect((await dispatch.listDispatch(s.roomName)).map((d) => d.id)).to.deep.equal([fromToken[0]!.id]);
     await expectExactlyOneDispatchEach(api, [s.sessionId], livekit.url);
     await user.disconnect();
+  });
+
+  it('when the caller names a room that is already open, then the dispatcher adds the session\'s dispatch to it, once', async () => {
+    const { rooms, dispatch } = livekitClients({ ...api.env, LIVEKIT_URL: livekit.url } as never);
+    const roomName = `desk-${Date.now()}`;
+    await rooms.createRoom({ name: roomName, emptyTimeout: 60 });
+    const s = (await api.call('POST', '/api/sessions', { agentId: 'w', roomName })).body;
+    dispatcher = await startTestDispatcher(api.env);
+    await until(async () => (await statusOf(api, s.sessionId)).status === 'dispatched');
+    await expectExactlyOneDispatchEach(api, [s.sessionId], livekit.url);
+    // The same job delivered again (as after a crash) adds nothing.
+    const redis = createRedis(api.env.REDIS_URL!);
+    const queue = sessionsQueue(redis, api.env.QUEUE_PREFIX!);
+    try {
+      const job = (await queue.getJob(s.sessionId))!;
+      const replay = await queue.add('session', job.data, { jobId: `${s.sessionId}-replay` });
+      const outcome = await until(async () => (await queue.getJob(replay.id!))?.returnvalue ?? undefined);
+      expect(outcome).to.deep.equal({ result: 'skipped', status: 'dispatched' });
+      expect((await dispatch.listDispatch(roomName)).filter((d) => d.agentName === api.env.AGENT_NAME)).to.have.length(1);
+    } finally {
+      await queue.close();
+      redis.disconnect();
+    }
   });
 });

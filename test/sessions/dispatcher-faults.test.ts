@@ -86,6 +86,10 @@ describe('dispatcher while LiveKit is down', function () {
       const atStop = await dispatchedCount(api, res.body.batchId);
       await new Promise((r) => setTimeout(r, 20_000));
       expect(await dispatchedCount(api, res.body.batchId), 'nothing dispatched while LiveKit is down').to.be.at.most(atStop + 4);
+      // The sessions being tried say so, with their attempts.
+      const trying = (await api.call('GET', `/api/sessions?status=dispatching&limit=10`)).body.items as { attempts: number }[];
+      expect(trying.length, 'sessions recorded dispatching while LiveKit is down').to.be.greaterThan(0);
+      expect(Math.max(...trying.map((t) => t.attempts))).to.be.at.least(2);
       await livekit.up();
       const restartedAt = new Date().toISOString();
       const done = await batchDone(api, res.body.batchId, 120_000);
@@ -94,6 +98,9 @@ describe('dispatcher while LiveKit is down', function () {
       type S = { sessionId: string; status: string; dispatchId?: string; transitions: { status: string; at: string }[] };
       const sessions: S[] = await Promise.all(res.body.sessionIds.map(async (id: string) => (await api.call('GET', `/api/sessions/${id}`)).body));
       for (const s of sessions) expect(s.transitions.filter((t) => t.status === 'dispatched'), s.sessionId).to.have.length(1);
+      const retried = sessions.filter((s) => s.transitions.some((t) => t.status === 'dispatching'));
+      expect(retried.length, 'sessions whose first attempts failed').to.be.greaterThan(0);
+      for (const s of retried) expect(s.transitions.at(-1)!.status, s.sessionId).to.equal('dispatched');
       // A restarted dev-mode LiveKit forgets its rooms: the ones dispatched after the restart are there to count.
       const afterRestart = sessions.filter((s) => s.transitions.find((t) => t.status === 'dispatched')!.at > restartedAt);
       expect(afterRestart.length).to.be.greaterThan(100);

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { livekitClients } from '../../common/livekit.js';
 import type { RunningDispatcher } from '../../dispatcher/server.js';
 import { agentBody, startTestApi, type TestApi } from '../support/api.js';
 import { startTestDispatcher } from '../support/dispatcher.js';
@@ -108,9 +109,15 @@ describe('the agent worker, end to end on a real LiveKit server with local fakes
       expect(instructions).to.include('Always answer in German');
     });
 
-    it('records the session active, and counts the job in the worker metrics', async () => {
-      const v = await status(s.sessionId);
+    it('records the session active with the dispatch the agent serves, and counts the job in the worker metrics', async () => {
+      const v = await until(async () => {
+        const x = await status(s.sessionId);
+        return x.dispatchId ? x : undefined;
+      });
       expect(v.status).to.equal('active');
+      const { dispatch } = livekitClients({ ...api.env, LIVEKIT_URL: livekit.url } as never);
+      const listed = (await dispatch.listDispatch(s.roomName)).filter((d) => d.agentName === api.env.AGENT_NAME);
+      expect(listed.map((d) => d.id)).to.deep.equal([v.dispatchId]);
       const text = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
       expect(sample(text, 'agent_runtime_worker_jobs_total', { result: 'accepted' })).to.be.at.least(1);
       expect(sample(text, 'agent_runtime_worker_active_sessions', { agent_id: 'voice' })).to.equal(1);
