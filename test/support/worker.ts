@@ -4,20 +4,23 @@ import readline from 'node:readline';
 export interface WorkerProcess {
   child: ChildProcess;
   metricsPort: number;
+  /** The agent server's health endpoint port, from its 'Server is listening on port' line. */
+  healthPort: number;
   lines: string[];
   /** Kills the worker and every job process it forked (they share its process group). */
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** The real worker entry point (`worker/main.ts dev`) as its own process group. */
-export async function spawnWorker(env: Record<string, string>, overrides: Record<string, string> = {}): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', 'dev'], {
+/** The real worker entry point (`worker/main.ts dev`, or `start` as in production) as its own process group. */
+export async function spawnWorker(env: Record<string, string>, overrides: Record<string, string> = {}, mode: 'dev' | 'start' = 'dev'): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', mode], {
     env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_LOAD_THRESHOLD: '1', WORKER_MAX_JOBS: '50', WORKER_IDLE_PROCESSES: '1', ...overrides },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
   const lines: string[] = [];
   let metricsPort = 0;
+  let healthPort = 0;
   const registered = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`worker did not register:\n${lines.slice(-30).join('\n')}`)), 60_000);
     for (const s of [child.stdout!, child.stderr!]) {
@@ -26,6 +29,8 @@ export async function spawnWorker(env: Record<string, string>, overrides: Record
         if (process.env.TEST_WORKER_LOGS) process.stderr.write(`[worker] ${line}\n`);
         const port = /"metricsPort":(\d+)/.exec(line);
         if (port) metricsPort = Number(port[1]);
+        const health = /Server is listening on port (\d+)/.exec(line);
+        if (health) healthPort = Number(health[1]);
         if (line.includes('registered worker')) {
           clearTimeout(timer);
           resolve();
@@ -37,6 +42,9 @@ export async function spawnWorker(env: Record<string, string>, overrides: Record
   await registered;
   return {
     child,
+    get healthPort() {
+      return healthPort;
+    },
     get metricsPort() {
       return metricsPort;
     },

@@ -40,10 +40,14 @@ describe('agent workers: several share the jobs, and a dead one leaves no sessio
     await Promise.all([openai?.close(), deepgram?.close()]);
   });
 
-  it('when two worker processes run, then both take jobs from one batch', async () => {
+  it('when two production-mode workers run on one host, then each has its own health port and both take jobs from one batch', async () => {
     // Two jobs fill a worker (load = running jobs / WORKER_MAX_JOBS): LiveKit must send the rest to the other.
+    // WORKER_HEALTH_PORT is 0 in the test env: any free port, not the agent server's production default.
     const capped = { ...providerEnv, WORKER_MAX_JOBS: '2' };
-    workers.push(await spawnWorker(api.env, capped), await spawnWorker(api.env, capped));
+    workers.push(await spawnWorker(api.env, capped, 'start'), await spawnWorker(api.env, capped, 'start'));
+    const ports = workers.map((w) => w.healthPort);
+    expect(new Set(ports).size, `health ports ${ports}`).to.equal(2);
+    for (const port of ports) expect((await fetch(`http://127.0.0.1:${port}/`)).status).to.equal(200);
     // Spaced by more than the agent server's 2.5 s load report, as a rate-limited dispatcher would.
     const at = new Date(Date.now() + 1000).getTime();
     const sessions = Array.from({ length: 4 }, (_, i) => ({ agentId: 'many', scheduledAt: new Date(at + i * 3000).toISOString() }));
