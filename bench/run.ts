@@ -7,8 +7,9 @@
  * BENCH_ONLY=resolver,batch (names below) or BENCH_RUNS<5 make a partial run:
  * its report is printed, docs/BENCHMARKS.md is left alone. So do BENCH_SOAK=0
  * (skips the five-minute soak), BENCH_SOAK_SECONDS other than 300 (shortens
- * it) and BENCH_E2E_SESSIONS other than 100 (development only).
+ * it) and BENCH_E2E_SESSIONS other than 20 (development only).
  */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from '../tools/lib/paths.js';
@@ -40,10 +41,15 @@ const unknown = only?.filter((n) => !BENCHES.some(([name]) => name === n)) ?? []
 if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; known: ${BENCHES.map(([n]) => n).join(', ')}`);
 const skipSoak = process.env.BENCH_SOAK === '0';
 const partial =
-  (only !== undefined && only.length < BENCHES.length) || runs < 5 || E2E_SESSIONS !== 100 || skipSoak || SOAK_SECONDS !== SOAK_DEFAULT_SECONDS;
+  (only !== undefined && only.length < BENCHES.length) || runs < 5 || E2E_SESSIONS !== 20 || skipSoak || SOAK_SECONDS !== SOAK_DEFAULT_SECONDS;
 
 const startedAt = Date.now();
 const log = (m: string) => console.log(m);
+if (!only || only.includes('end-to-end')) {
+  // The end-to-end benchmark runs the agent worker as production does: built.
+  log('[bench] npm run build');
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+}
 const started = await servicesUp(stackEnv(), (m) => console.log(`[services] ${m}`));
 let code = 1;
 try {

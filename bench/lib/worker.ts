@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setPriority } from 'node:os';
 import readline from 'node:readline';
 import { ROOT } from '../../tools/lib/paths.js';
 
@@ -12,18 +13,23 @@ export interface WorkerProcess {
 }
 
 /**
- * The real agent worker (`node --import tsx worker/main.ts dev`, as
- * test/support/worker.ts runs it) in a process group of its own; resolves once
- * it has registered with LiveKit. Every line it or its job processes write
+ * The real agent worker as production runs it (`node dist/worker/main.js
+ * start`: the built JavaScript, JSON logs; `npm run build` first) in a process
+ * group of its own, at nice 10; resolves once it has registered with LiveKit.
+ * Deployed, workers have hosts of their own; here they share two cores with
+ * everything else, and the lower priority keeps their job process starts (seconds
+ * of CPU each) from starving the API, the dispatcher, the database and LiveKit. Every line it or its job processes write
  * (they inherit its stdout) is handed to `onLine`.
  */
 export async function spawnWorker(env: Record<string, string>, onLine: (line: string) => void = () => {}): Promise<WorkerProcess> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', 'dev'], {
+  const child: ChildProcess = spawn(process.execPath, ['dist/worker/main.js', 'start'], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  // Job processes are forked later and inherit it.
+  setPriority(child.pid!, 10);
   const last: string[] = [];
   let metricsPort = 0;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
