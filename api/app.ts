@@ -21,6 +21,8 @@ export interface ApiDeps {
   config: ApiConfig;
   logger: Logger;
   redis: Redis;
+  /** The rate limiter's connection. */
+  limits: Redis;
   mongo: Connection;
   registry: AgentRegistry;
   sessions: SessionService;
@@ -77,7 +79,7 @@ export function createApp(d: ApiDeps): Express {
   // Signed by LiveKit, not by an API key: mounted before the key check.
   app.use('/api/livekit/webhook', d.webhooks);
   app.use('/api', requireApiKey(d.config.API_KEYS));
-  app.use('/api', rateLimit({ redis: d.redis, prefix: d.config.QUEUE_PREFIX, points: d.config.API_RATE_LIMIT, durationSeconds: d.config.API_RATE_WINDOW }));
+  app.use('/api', rateLimit({ redis: d.limits, prefix: d.config.QUEUE_PREFIX, points: d.config.API_RATE_LIMIT, durationSeconds: d.config.API_RATE_WINDOW }));
   app.use('/api/agents', ...jsonBody(d.config.BODY_LIMIT), agentRoutes(d.registry));
   app.use('/api/sessions/batch', ...jsonBody(d.config.BATCH_BODY_LIMIT));
   app.use('/api/sessions', ...jsonBody(d.config.BODY_LIMIT), sessionRoutes(d.sessions, d.idempotency));

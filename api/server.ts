@@ -66,8 +66,10 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
     },
   });
   const idempotency = new IdempotencyKeys(redis, config.QUEUE_PREFIX, config.IDEMPOTENCY_TTL);
+  // Every request asks it once: commands issued in the same tick go out as one write.
+  const limits = createRedis(config.REDIS_URL, 'fail-fast', { enableAutoPipelining: true });
 
-  const app = createApp({ config, logger: log, redis, mongo, registry, sessions, idempotency, webhooks, metrics,
+  const app = createApp({ config, logger: log, redis, limits, mongo, registry, sessions, idempotency, webhooks, metrics,
     summary: () => dashboardSummary(sessionsModels, queue),
   });
   const server: Server = await new Promise((resolve, reject) => {
@@ -91,6 +93,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
       await callbacks.close();
       closeResolver();
       redis.disconnect();
+      limits.disconnect();
       await mongo.close();
     },
   };
