@@ -19,8 +19,12 @@ import { spawnWorker, type WorkerProcess } from './lib/worker.js';
 /** Sessions per measured run; BENCH_E2E_SESSIONS (development only) makes the whole run partial. */
 export const E2E_SESSIONS = Number(process.env.BENCH_E2E_SESSIONS ?? 20);
 const WARM_SESSIONS = Math.min(5, E2E_SESSIONS);
-/** Agent worker replicas: their process pools warm up in parallel, one process at a time each. */
-const WORKERS = 2;
+/**
+ * Agent worker replicas. One: LiveKit shares a burst between workers by their load, not by their warm
+ * processes, so with more each would need the whole burst warm; and every replica refills its pool at once,
+ * each refill seconds of CPU on the two cores everything here shares.
+ */
+const WORKERS = 1;
 /** One request every 50 ms: 20 sessions/s, whatever the responses do (open loop). */
 const INTERVAL_MS = 50;
 /**
@@ -30,11 +34,11 @@ const INTERVAL_MS = 50;
 const ENTRY_TIMEOUT_MS = 30_000;
 const WORKER_MAX_JOBS = 500;
 /**
- * Warm job processes per worker: the burst's share, plus one. @livekit/agents runs each job in a process
- * of its own and starts them one at a time, seconds each; a burst faster than that is served by processes
- * started before it (docs/OPERATIONS.md, sizing the workers).
+ * Warm job processes per worker: the burst, plus one. @livekit/agents runs each job in a process of its
+ * own and starts them one at a time, seconds each; a burst faster than that is served by processes started
+ * before it (docs/OPERATIONS.md, sizing the workers).
  */
-const IDLE_PROCESSES = Number(process.env.BENCH_E2E_IDLE_PROCESSES ?? Math.ceil(E2E_SESSIONS / WORKERS) + 1);
+const IDLE_PROCESSES = Number(process.env.BENCH_E2E_IDLE_PROCESSES ?? E2E_SESSIONS + 1);
 const TARGET_P50_MS = 250;
 const TARGET_P99_MS = 1000;
 
@@ -415,7 +419,7 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
     );
     notes.push(
       `Where the time goes, past the API and the dispatcher: livekit-server offers a job to a worker through psrpc's affinity selection, which after the first worker's answer waits up to 200 ms (psrpc \`DefaultAffinityShortCircuit\`) for other workers' before it picks one; then the worker answers, LiveKit assigns, and @livekit/agents hands the job to a warm process over IPC. The raw baseline pays all of it too. ` +
-        `Warm processes are the capacity: each job runs in a process of its own (about 200 MiB built), and a worker starts them one at a time, about 2 s each on this machine, so a burst is served at this pace only while processes started before it last (here ${WORKERS} workers × ${IDLE_PROCESSES} warm; docs/OPERATIONS.md).`,
+        `Warm processes are the capacity: each job runs in a process of its own (about 200 MiB built), and a worker starts them one at a time, about 2 s each on this machine, so a burst is served at this pace only while processes started before it last (here ${WORKERS} × ${IDLE_PROCESSES} warm; docs/OPERATIONS.md).`,
     );
     const retried = Object.entries(deleteRetries);
     if (retried.length) notes.push(`Ending the sessions (untimed), \`DELETE /api/sessions/:id\` answered, and was retried after: ${retried.map(([k, v]) => `${k} ×${v}`).join('; ')}.`);
@@ -455,7 +459,7 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
   return {
     title: '5. End to end: session request to agent entry',
     method: [
-      `The whole path on this machine: the real API (\`startApi\`, its own process), the real dispatcher (\`startDispatcher\`, its own process, default DISPATCH_CONCURRENCY), the local livekit-server, and ${WORKERS} real agent workers as production runs them (\`node dist/worker/main.js start\`, built by the bench first; each its own process group, WORKER_MAX_JOBS=${WORKER_MAX_JOBS}, WORKER_LOAD_THRESHOLD=1, WORKER_IDLE_PROCESSES=${IDLE_PROCESSES}: the run's burst shared out, plus one) with the test suite's OpenAI and Deepgram fakes (their own process) as providers, so every job starts a real agent session in a job process of its own and speaks its greeting. AGENT_JOIN_TIMEOUT=3600 keeps the dispatcher's join check (re-dispatch) out of the measurement; ROOM_EMPTY_TIMEOUT=600 keeps the rooms of sessions still waiting for the worker open until the run ends them.`,
+      `The whole path on this machine: the real API (\`startApi\`, its own process), the real dispatcher (\`startDispatcher\`, its own process, default DISPATCH_CONCURRENCY), the local livekit-server, and ${WORKERS === 1 ? 'the real agent worker' : `${WORKERS} real agent workers`} as production runs it (\`node dist/worker/main.js start\`, built by the bench first; each its own process group, WORKER_MAX_JOBS=${WORKER_MAX_JOBS}, WORKER_LOAD_THRESHOLD=1, WORKER_IDLE_PROCESSES=${IDLE_PROCESSES}: the run's burst plus one) with the test suite's OpenAI and Deepgram fakes (their own process) as providers, so every job starts a real agent session in a job process of its own and speaks its greeting. AGENT_JOIN_TIMEOUT=3600 keeps the dispatcher's join check (re-dispatch) out of the measurement; ROOM_EMPTY_TIMEOUT=600 keeps the rooms of sessions still waiting for the worker open until the run ends them.`,
       `Per run, ${E2E_SESSIONS} \`POST /api/sessions\` \`{"agentId":"bench"}\` at a steady 20 per second, open loop (one every ${INTERVAL_MS} ms whatever the earlier ones are doing). The figure is, per request, from the client's send time (wall clock just before the request) to the worker's job process logging 'agent config resolved' for that session (its pino \`time\`; worker/entry.ts logs it right after the entry's config lookup), p50 and p99 over the run's ${E2E_SESSIONS} requests; a request that did not get there within ${ENTRY_TIMEOUT_MS / 1000} s of the run's last request counts as infinitely slow. Each side of each run gets fresh workers (started, every warm process up, before the first request; killed after), so one side's job launches cannot slow the other; after each run every session is ended (\`DELETE /api/sessions/:id\`: dispatch deleted, room closed). A warm-up run of ${WARM_SESSIONS} sessions is discarded.`,
       `Baseline, interleaved run by run (just before each run, on its own fresh workers warmed the same way): LiveKit alone, the same path minus this project. ${E2E_SESSIONS} rooms made beforehand (untimed); then at the same pace one raw \`AgentDispatchClient.createDispatch\` each for the same agent name, with the metadata the dispatcher writes (an agent id and a session id with no record behind it), timed from the call to the job process's 'agent config resolved' line, the same end point. The ratio is what the API, the queue and the dispatcher add; the target is absolute (p50 ≤ ${TARGET_P50_MS} ms, p99 ≤ ${TARGET_P99_MS} ms).`,
     ],
