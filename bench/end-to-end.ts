@@ -198,7 +198,8 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
   try {
     fakes = await startChild('fakes.ts', {});
     const providers = JSON.parse(fakes.url) as { openai: string; deepgram: string };
-    api = await startChild('api.ts', env);
+    // Its errors, if any, reach the bench's output: a 5xx here is a bug to find.
+    api = await startChild('api.ts', { ...env, LOG_LEVEL: 'error' });
     await call(api.url, 'POST', '/api/agents/register', agentBody('bench'), 201);
     dispatcher = await startChild('dispatcher.ts', env);
     const workerEnv = {

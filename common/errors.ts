@@ -47,6 +47,13 @@ export class UnavailableError extends AppError {
 }
 
 /** The agent id resolves to nothing (never registered, or deleted). */
+/** Another writer held what this request must change for longer than it may wait: transient, retry. */
+export class BusyError extends AppError {
+  constructor(message: string) {
+    super(503, 'busy', message);
+  }
+}
+
 export class AgentNotFoundError extends NotFoundError {
   constructor(readonly agentId: string) {
     super(`agent ${JSON.stringify(agentId)} is not registered`);

@@ -1,3 +1,4 @@
+import { BusyError } from '../errors.js';
 import type { SessionDoc, SessionModels } from './model.js';
 import type { SessionJob, SessionStatus } from './schema.js';
 import { ENTERED_FROM } from './state.js';
@@ -95,7 +96,7 @@ export class SessionStore {
     job?: SessionJob,
   ): Promise<{ doc?: SessionDoc; from?: SessionStatus }> {
     const release = await this.lock(sessionId);
-    if (!release) throw new Error(`session ${sessionId} is locked by another writer`);
+    if (!release) throw new BusyError(`session ${sessionId} is being changed by another request; retry shortly`);
     try {
       const now = new Date();
       const cur = await this.models.Session.findById(sessionId).lean();
@@ -136,7 +137,7 @@ export class SessionStore {
   /** Changes fields (not the status) of a session that is still in `expected`. */
   async update(sessionId: string, expected: SessionStatus, fields: TransitionFields): Promise<boolean> {
     const release = await this.lock(sessionId);
-    if (!release) throw new Error(`session ${sessionId} is locked by another writer`);
+    if (!release) throw new BusyError(`session ${sessionId} is being changed by another request; retry shortly`);
     try {
       const cur = await this.models.Session.findById(sessionId, { status: 1 }).lean();
       if (cur?.status !== expected) return false;
