@@ -444,7 +444,7 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
     notes.push(`The figure stops at the 'agent config resolved' line, which follows the entry's start by the config resolution (\`agent_runtime_config_resolution_seconds\`): ${tierText.join(', ') || 'none observed'}.`);
     if (idle) {
       notes.push(
-        `Memory: the workers' process groups (workers, job processes, their helpers) held ${idle.processes} processes (${idle.jobProcesses} warm job processes), ${gib(idle.rssBytes)} RSS when idle, and at most ${peak.processes} processes (${peak.jobProcesses} job processes), ${gib(peak.rssBytes)} RSS during a measured run (sampled every 2 s) — roughly ${fmt(peak.jobProcesses ? (peak.rssBytes - idle.rssBytes) / Math.max(1, peak.jobProcesses - idle.jobProcesses) / 2 ** 20 : 0)} MiB per extra job process.`,
+        `Memory: the workers' process groups (workers, job processes, their helpers) held ${idle.processes} processes (${idle.jobProcesses} warm job processes), ${gib(idle.rssBytes)} RSS when idle, and at most ${peak.processes} processes (${peak.jobProcesses} job processes), ${gib(peak.rssBytes)} RSS during a measured run (sampled every 2 s; the growth is the burst's sessions running in the warm processes).`,
       );
     }
     notes.push(...runLines);
