@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { livekitClients } from '../common/livekit.js';
 import { buildRoomName, newRoomSuffix } from '../common/rooms.js';
 import { startChild, type ChildServer } from './lib/child.js';
-import { agentBody, BENCH_API_KEY, call, dropEnv, isolatedEnv } from './lib/env.js';
+import { agentBody, call, dropEnv, isolatedEnv, requestSession } from './lib/env.js';
 import { bucketOfQuantile, promBuckets, promValue, scrape } from './lib/prom.js';
 import { fmt, type Section } from './lib/report.js';
 import { median, percentile, pool } from './lib/stats.js';
@@ -303,12 +303,8 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
         lastSentWall = s.sentWall;
         const t = performance.now();
         try {
-          const res = await fetch(`${api!.url}/api/sessions`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${BENCH_API_KEY}`, 'content-type': 'application/json' },
-            body: '{"agentId":"bench"}',
-          });
-          const body = (await res.json()) as { sessionId?: string };
+          const res = await requestSession(api!.url);
+          const body = res.body;
           s.postMs = performance.now() - t;
           s.status = res.status;
           if (res.status === 202 && body.sessionId) {

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { livekitClients } from '../common/livekit.js';
 import { startChild, type ChildServer } from './lib/child.js';
-import { agentBody, BENCH_API_KEY, call, dropEnv, isolatedEnv } from './lib/env.js';
+import { agentBody, call, dropEnv, isolatedEnv, requestSession } from './lib/env.js';
 import { promValue, scrape } from './lib/prom.js';
 import { fmt, type Section } from './lib/report.js';
 import { median, percentile, pool } from './lib/stats.js';
@@ -67,13 +67,8 @@ export async function benchSoak(_runs: number, log: Log): Promise<Section> {
     const post = async (): Promise<Omit<Req, 'at'>> => {
       const t = performance.now();
       try {
-        const res = await fetch(`${api!.url}/api/sessions`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${BENCH_API_KEY}`, 'content-type': 'application/json' },
-          body: '{"agentId":"bench"}',
-          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-        });
-        const body = (await res.json()) as { roomName?: string };
+        const res = await requestSession(api!.url, REQUEST_TIMEOUT_MS);
+        const body = res.body;
         const ms = performance.now() - t;
         if (body.roomName) roomNames.push(body.roomName);
         return { ms, ok: res.status === 202, ...(res.status === 202 ? {} : { kind: `HTTP ${res.status}` }) };

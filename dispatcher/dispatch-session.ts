@@ -3,10 +3,11 @@ import type { AgentResolver } from '../common/agent-resolver.js';
 import { AgentNotFoundError } from '../common/errors.js';
 import type { AgentConfig } from '../common/schemas/agent-config.js';
 import type { AgentSlots } from '../common/sessions/agent-slots.js';
-import { dispatchMetadata, sessionIdOf } from '../common/sessions/dispatch-metadata.js';
+import { dispatchMetadata } from '../common/sessions/dispatch-metadata.js';
 import { TERMINAL_STATUSES, type SessionJob } from '../common/sessions/schema.js';
 import { ENTERED_FROM } from '../common/sessions/state.js';
 import type { SessionStore } from '../common/sessions/store.js';
+import { sessionDispatches, withdrawSessionDispatches } from './session-dispatches.js';
 
 export interface DispatchDeps {
   store: SessionStore;
@@ -67,7 +68,7 @@ export async function dispatchSession(job: SessionJob, d: DispatchDeps, attempt 
       maxParticipants: d.room.maxParticipants,
       agents: [new RoomAgentDispatch({ agentName: d.agentName, metadata })],
     });
-    if (!job.exclusiveRoom && !(await mine(job, d)).length) {
+    if (!job.exclusiveRoom && !(await sessionDispatches(d.dispatch, d.agentName, job)).length) {
       // A room that existed before without this session's dispatch (named by the caller, or
       // joined early with a token that carried none) was returned unchanged: dispatch into it.
       await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata });
@@ -76,7 +77,7 @@ export async function dispatchSession(job: SessionJob, d: DispatchDeps, attempt 
     if (!(await d.store.transition(job.sessionId, 'dispatched', { configVersion, attempts: attempt }, job))) {
       // Cancelled while we worked: take the dispatch back so no agent joins.
       const now = (await d.store.status(job.sessionId)) ?? 'unknown';
-      if (now === 'cancelled') await withdraw(job, d).catch(() => undefined);
+      if (now === 'cancelled') await withdrawSessionDispatches(d.dispatch, d.agentName, job).catch(() => undefined);
       return await skipped(job, d, config, now);
     }
     return { result: 'dispatched' };
@@ -89,13 +90,4 @@ async function skipped(job: SessionJob, d: DispatchDeps, config: AgentConfig, st
   // A slot taken for a session that is already over goes back.
   if (config.maxConcurrentSessions && TERMINAL_STATUSES.includes(status as never)) await d.slots.release(job.agentId, job.sessionId);
   return { result: 'skipped', status };
-}
-
-/** This session's dispatches in its room, found by the session id in their metadata. */
-async function mine(job: SessionJob, d: DispatchDeps) {
-  return (await d.dispatch.listDispatch(job.roomName)).filter((x) => x.agentName === d.agentName && sessionIdOf(x.metadata) === job.sessionId);
-}
-
-async function withdraw(job: SessionJob, d: DispatchDeps): Promise<void> {
-  for (const x of await mine(job, d)) await d.dispatch.deleteDispatch(x.id, job.roomName);
 }

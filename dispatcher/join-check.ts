@@ -1,6 +1,7 @@
 import type { AgentDispatchClient } from 'livekit-server-sdk';
-import { dispatchMetadata, sessionIdOf } from '../common/sessions/dispatch-metadata.js';
+import { dispatchMetadata } from '../common/sessions/dispatch-metadata.js';
 import type { SessionStore } from '../common/sessions/store.js';
+import { withdrawSessionDispatches } from './session-dispatches.js';
 
 export interface JoinCheck {
   sessionId: string;
@@ -22,12 +23,7 @@ export async function checkAgentJoined(
 ): Promise<JoinCheckOutcome> {
   const s = await d.store.get(check.sessionId);
   if (!s || s.status !== 'dispatched') return 'joined-or-over';
-  // The dispatch the room was created with has no id on the record (the agent reports it when it
-  // starts): found by the session id in its metadata.
-  const old = await d.dispatch.listDispatch(s.roomName).catch(() => []);
-  for (const x of old) {
-    if (x.agentName === d.agentName && sessionIdOf(x.metadata) === s._id) await d.dispatch.deleteDispatch(x.id, s.roomName).catch(() => undefined);
-  }
+  await withdrawSessionDispatches(d.dispatch, d.agentName, { roomName: s.roomName, sessionId: s._id }).catch(() => undefined);
   if (check.round === 0) {
     const made = await d.dispatch.createDispatch(s.roomName, d.agentName, {
       metadata: dispatchMetadata(
