@@ -4,6 +4,7 @@ import type { ApiConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import type { Connection } from '../common/mongo.js';
 import type { Redis } from '../common/redis.js';
+import type { WorkerCapacity } from '../common/workers/capacity.js';
 import { agentRoutes } from './agents/routes.js';
 import type { AgentRegistry } from './agents/registry.js';
 import { batchRoutes } from './batches/routes.js';
@@ -29,6 +30,8 @@ export interface ApiDeps {
   idempotency: IdempotencyKeys;
   webhooks: Router;
   metrics: ApiMetrics;
+  /** Worker capacity, in DISPATCH_MODE=capacity: readiness waits for a worker. */
+  capacity?: WorkerCapacity;
   /** The JSON summary behind GET /api/metrics. */
   summary(): Promise<unknown>;
 }
@@ -66,14 +69,20 @@ export function createApp(d: ApiDeps): Express {
     res.json({ status: 'ok' });
   });
 
+  // Ready when Redis and MongoDB answer and, in capacity mode, a worker can take jobs: a session asked
+  // for now gets its agent at once. (Sessions asked for before are accepted and wait in the queue.)
   app.get('/readyz', async (_req, res) => {
-    const [redis, mongo] = await Promise.all([
+    const [redis, mongo, capacity] = await Promise.all([
       within(1000, d.redis.ping()).then(() => true, () => false),
       within(1000, d.mongo.db!.admin().command({ ping: 1 })).then(() => true, () => false),
+      d.capacity ? within(1000, d.capacity.summary()).catch(() => undefined) : Promise.resolve(undefined),
     ]);
-    if (redis && mongo) return res.json({ status: 'ready', redis, mongo });
+    const workers = capacity && { ready: capacity.workers.filter((w) => w.ready).length, live: capacity.workers.length, freeSlots: Math.max(0, capacity.freeSlots) };
+    const needsWorker = d.capacity !== undefined;
+    if (redis && mongo && (!needsWorker || (workers && workers.ready > 0))) return res.json({ status: 'ready', redis, mongo, ...(workers ? { workers } : {}) });
     res.setHeader('Retry-After', '2');
-    sendProblem(res, 503, 'not-ready', 'Service unavailable', `unreachable: ${[!redis && 'redis', !mongo && 'mongodb'].filter(Boolean).join(', ')}`, { redis, mongo });
+    const missing = [!redis && 'redis unreachable', !mongo && 'mongodb unreachable', redis && needsWorker && !workers?.ready && 'no agent worker ready yet'].filter(Boolean);
+    sendProblem(res, 503, 'not-ready', 'Service unavailable', missing.join(', '), { redis, mongo, ...(workers ? { workers } : {}) });
   });
 
   // Signed by LiveKit, not by an API key: mounted before the key check.

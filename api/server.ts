@@ -6,7 +6,8 @@ import { createLogger, type Logger } from '../common/logger.js';
 import { connectMongo } from '../common/mongo.js';
 import { createRedis } from '../common/redis.js';
 import { livekitClients } from '../common/livekit.js';
-import { sessionsQueue } from '../common/queue.js';
+import { checksQueue, enqueueRecovery, sessionsQueue } from '../common/queue.js';
+import { WorkerCapacity } from '../common/workers/capacity.js';
 import { createResolver } from '../common/resolver-factory.js';
 import { sessionRecords } from '../common/sessions/effects.js';
 import { AgentRegistry } from './agents/registry.js';
@@ -36,14 +37,17 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   const registry = new AgentRegistry({ models, redis, prefix: config.QUEUE_PREFIX, cacheTtl: config.CONFIG_CACHE_TTL });
 
   const { resolver, close: closeResolver } = await createResolver(config, redis, models);
-  const { store, models: sessionsModels, callbacks } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log);
+  const { store, models: sessionsModels, callbacks, placements } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log, config.AGENT_NAME);
+  const capacity = config.DISPATCH_MODE === 'capacity' ? new WorkerCapacity(redis, config.QUEUE_PREFIX, config.AGENT_NAME) : undefined;
+  const checks = checksQueue(redis, config.QUEUE_PREFIX);
+  checks.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
   const writer = new RecordWriter(store, log);
   const queue = sessionsQueue(redis, config.QUEUE_PREFIX);
   queue.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
   const { rooms, dispatch } = livekitClients(config);
   const metrics = apiMetrics();
   const sessions = new SessionService({
-    config, queue, store, models: sessionsModels, resolver, writer, callbacks, rooms, dispatch,
+    config, queue, store, models: sessionsModels, resolver, writer, callbacks, rooms, dispatch, placements, capacity,
     metrics: {
       accepted: (agentId, seconds) => {
         metrics.sessionsRequested.inc({ agent_id: agentId });
@@ -56,6 +60,9 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   const webhooks = webhookRoutes({
     store,
     models: sessionsModels,
+    placements,
+    rooms,
+    recover: (r) => enqueueRecovery(checks, r),
     apiKey: config.LIVEKIT_API_KEY,
     apiSecret: config.LIVEKIT_API_SECRET,
     logger: log,
@@ -69,7 +76,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   // Every request asks it once: commands issued in the same tick go out as one write.
   const limits = createRedis(config.REDIS_URL, 'fail-fast', { enableAutoPipelining: true });
 
-  const app = createApp({ config, logger: log, redis, limits, mongo, registry, sessions, idempotency, webhooks, metrics,
+  const app = createApp({ config, logger: log, redis, limits, mongo, registry, sessions, idempotency, webhooks, metrics, capacity,
     summary: () => dashboardSummary(sessionsModels, queue),
   });
   const server: Server = await new Promise((resolve, reject) => {
@@ -90,6 +97,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
       });
       await writer.flush();
       await queue.close();
+      await checks.close();
       await callbacks.close();
       closeResolver();
       redis.disconnect();

@@ -10,21 +10,24 @@
  * it) and BENCH_E2E_SESSIONS other than 20 (development only).
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from '../tools/lib/paths.js';
 import { servicesDown, servicesUp, stackEnv } from '../tools/lib/services.js';
 import { benchBatch } from './batch.js';
 import { benchDispatch } from './dispatch.js';
 import { benchEndToEnd, E2E_SESSIONS } from './end-to-end.js';
+import { benchPlacement } from './placement.js';
 import { loadAverage, machine, versions } from './lib/machine.js';
-import { evaluate, fmt, renderReport, type Section } from './lib/report.js';
+import { evaluate, fmt, previousReport, renderReport, type Section } from './lib/report.js';
 import { benchRegistryWrites } from './registry-writes.js';
 import { benchResolver } from './resolver.js';
 import { benchSoak, SOAK_DEFAULT_SECONDS, SOAK_SECONDS } from './soak.js';
 import { benchSessionsHttp } from './sessions-http.js';
 
 const BENCHES: [string, (runs: number, log: (m: string) => void) => Promise<Section>][] = [
+  // The README's defaults first: what a user gets.
+  ['placement', benchPlacement],
   ['resolver', benchResolver],
   ['registry', benchRegistryWrites],
   ['sessions', benchSessionsHttp],
@@ -45,7 +48,7 @@ const partial =
 
 const startedAt = Date.now();
 const log = (m: string) => console.log(m);
-if (!only || only.includes('end-to-end')) {
+if (!only || only.includes('end-to-end') || only.includes('placement')) {
   // The end-to-end benchmark runs the agent worker as production does: built.
   log('[bench] npm run build');
   execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
@@ -71,7 +74,9 @@ try {
     }
     log(`[bench] ${name}: ${((Date.now() - t) / 1000).toFixed(0)} s`);
   }
+  const reportFile = path.join(ROOT, 'docs', 'BENCHMARKS.md');
   const md = renderReport({
+    previous: existsSync(reportFile) ? previousReport(readFileSync(reportFile, 'utf8')) : undefined,
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     command: 'npm run bench',
     machine: { ...m, loadAtEnd: loadAverage() },
@@ -83,9 +88,8 @@ try {
     log('\n[bench] partial run (BENCH_ONLY, BENCH_RUNS < 5, BENCH_SOAK=0, BENCH_SOAK_SECONDS or BENCH_E2E_SESSIONS): docs/BENCHMARKS.md left unchanged\n');
     log(md);
   } else {
-    const file = path.join(ROOT, 'docs', 'BENCHMARKS.md');
-    writeFileSync(file, `${md}\n`);
-    log(`[bench] wrote ${path.relative(process.cwd(), file)} in ${((Date.now() - startedAt) / 1000).toFixed(0)} s`);
+    writeFileSync(reportFile, `${md}\n`);
+    log(`[bench] wrote ${path.relative(process.cwd(), reportFile)} in ${((Date.now() - startedAt) / 1000).toFixed(0)} s`);
   }
   code = 0;
 } catch (err) {

@@ -55,6 +55,10 @@ export const sharedEnv = {
     .min(32, 'at least 32 characters')
     .default(DEV_LIVEKIT_API_SECRET)
     .describe('LiveKit API secret'),
+  DISPATCH_MODE: z
+    .enum(['capacity', 'immediate'])
+    .default('capacity')
+    .describe('capacity: dispatch only into free worker slots, confirm each job was taken and place it again within about a second if not (this project\'s workers); immediate: dispatch at once and leave placement to LiveKit (agents run elsewhere)'),
   AGENT_NAME: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 _ -')
@@ -69,6 +73,8 @@ export const sharedEnv = {
   CONFIG_NEGATIVE_TTL: int(1, 3600).default(5).describe('seconds an unknown agent id stays cached as unknown'),
   CONFIG_LRU_TTL_MS: int(100, 3_600_000).default(60_000).describe('milliseconds a config stays in a process without a change message'),
 } as const;
+
+const dispatchAttempts = int(1, 1000).default(20).describe('tries per session before it fails (transient LiveKit errors back off up to 10 s)');
 
 export const apiEnv = {
   ...sharedEnv,
@@ -85,13 +91,14 @@ export const apiEnv = {
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/, 'a size such as 256kb or 1mb').default('256kb').describe('largest JSON body accepted'),
   LIVEKIT_PUBLIC_URL: url(['ws:', 'wss:']).optional().describe('LiveKit URL handed to end users with their token (default: LIVEKIT_URL)'),
   PARTICIPANT_TOKEN_TTL: int(30, 86_400).default(900).describe('seconds a participant token stays valid'),
-  DISPATCH_ATTEMPTS: int(1, 1000).default(20).describe('tries per session before it fails (transient LiveKit errors back off up to 10 s)'),
+  DISPATCH_ATTEMPTS: dispatchAttempts,
   IDEMPOTENCY_TTL: int(60, 7 * 86_400).default(86_400).describe('seconds an Idempotency-Key is remembered'),
   BATCH_BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/, 'a size such as 16mb').default('16mb').describe('largest JSON body accepted by the batch endpoint'),
 } as const;
 
 export const dispatcherEnv = {
   ...sharedEnv,
+  DISPATCH_ATTEMPTS: dispatchAttempts,
   DISPATCH_CONCURRENCY: int(1, 1000).default(16).describe('session jobs one dispatcher works on at once'),
   DISPATCH_RATE_MAX: int(1, 1_000_000).default(500).describe('at most this many dispatches per DISPATCH_RATE_DURATION_MS, across all dispatchers'),
   DISPATCH_RATE_DURATION_MS: int(1, 3_600_000).default(1000).describe('window of the global dispatch rate limit'),
@@ -115,9 +122,11 @@ export const workerEnv = {
     .default('https://auth.api.bithuman.ai/v1/runtime-tokens/request')
     .describe('BitHuman runtime-token endpoint'),
   BITHUMAN_MODE: z.enum(['cpu', 'gpu']).default('cpu').describe('BitHuman rendering mode'),
-  WORKER_LOAD_THRESHOLD: num(0.01, 1).default(0.7).describe('load (0..1) at which this worker takes no new jobs'),
-  WORKER_MAX_JOBS: int(0, 10_000).default(0).describe('if set, load is running jobs / WORKER_MAX_JOBS instead of CPU use'),
-  WORKER_IDLE_PROCESSES: int(1, 64).default(2).describe('job processes kept warm'),
+  WORKER_LOAD_THRESHOLD: num(0.01, 1)
+    .default(0.9)
+    .describe('CPU guard: above this machine CPU use (0..1, averaged over 10 s) the worker takes no new jobs whatever its free slots (1: never)'),
+  WORKER_MAX_JOBS: int(0, 10_000).default(0).describe('job slots of this worker (0: derived from the machine: 4 per core, at most one per 440 MiB of memory)'),
+  WORKER_IDLE_PROCESSES: int(0, 64).default(0).describe('job processes kept warm (0: as many as the job slots, at most 64)'),
   WORKER_HOST: z.string().min(1).default('127.0.0.1').describe('address of the worker health and metrics endpoints (0.0.0.0 in containers)'),
   WORKER_HEALTH_PORT: int(0, 65535).default(8081).describe('port of the agent server health endpoint (0: any free port)'),
   WORKER_METRICS_PORT: int(0, 65535).default(9466).describe('port of the worker /metrics endpoint (0: any free port)'),

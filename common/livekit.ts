@@ -18,3 +18,6 @@ export function livekitClients(s: LivekitSettings) {
     dispatch: new AgentDispatchClient(host, s.LIVEKIT_API_KEY, s.LIVEKIT_API_SECRET),
   };
 }
+
+/** ParticipantInfo.Kind.AGENT in LiveKit's protocol (livekit-server-sdk does not export the enum). */
+export const AGENT_KIND = 4;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 
 export type { Redis };
@@ -35,4 +36,20 @@ export async function redisReady(client: Redis, timeoutMs = 2000): Promise<void>
     }
     client.once('ready', done);
   });
+}
+
+/**
+ * A Lua script run by its SHA (EVALSHA), sent whole only the first time a
+ * server does not know it: hot-path scripts cost one small round trip.
+ */
+export function luaScript(lua: string, numberOfKeys: number) {
+  const sha = createHash('sha1').update(lua).digest('hex');
+  return async (redis: Redis, keys: string[], args: (string | number)[]): Promise<unknown> => {
+    try {
+      return await redis.evalsha(sha, numberOfKeys, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return redis.eval(lua, numberOfKeys, ...keys, ...args);
+    }
+  };
 }

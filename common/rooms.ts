@@ -29,3 +29,22 @@ export function parseRoomName(room: string): { agentId: string; suffix?: string 
   if (!m) return undefined;
   return m[2] === undefined ? { agentId: m[1]! } : { agentId: m[1]!, suffix: m[2] };
 }
+
+/**
+ * The metadata of a room the dispatcher creates for a session. LiveKit hands
+ * back a room that already exists unchanged, so a room whose metadata names
+ * the session was made by the dispatcher, together with the session's
+ * dispatch; any other (named by the caller, or opened by a user joining
+ * first) may lack it.
+ */
+export function roomMetadataFor(sessionId: string): string {
+  return JSON.stringify({ agentRuntime: { sessionId } });
+}
+
+export function roomMadeFor(metadata: string | undefined, sessionId: string): boolean {
+  try {
+    return (JSON.parse(metadata || '{}') as { agentRuntime?: { sessionId?: unknown } }).agentRuntime?.sessionId === sessionId;
+  } catch {
+    return false;
+  }
+}

@@ -1,12 +1,15 @@
 import { RoomAgentDispatch, type AgentDispatchClient, type RoomServiceClient } from 'livekit-server-sdk';
 import type { AgentResolver } from '../common/agent-resolver.js';
 import { AgentNotFoundError } from '../common/errors.js';
+import { roomMadeFor, roomMetadataFor } from '../common/rooms.js';
 import type { AgentConfig } from '../common/schemas/agent-config.js';
 import type { AgentSlots } from '../common/sessions/agent-slots.js';
-import { dispatchMetadata } from '../common/sessions/dispatch-metadata.js';
-import { TERMINAL_STATUSES, type SessionJob } from '../common/sessions/schema.js';
+import { dispatchMetadata, generationOf } from '../common/sessions/dispatch-metadata.js';
+import type { Placements } from '../common/sessions/placement.js';
+import { TERMINAL_STATUSES, type SessionJob, type SessionStatus } from '../common/sessions/schema.js';
 import { ENTERED_FROM } from '../common/sessions/state.js';
 import type { SessionStore } from '../common/sessions/store.js';
+import type { CapacityGate } from './capacity-gate.js';
 import { sessionDispatches, withdrawSessionDispatches } from './session-dispatches.js';
 
 export interface DispatchDeps {
@@ -19,24 +22,43 @@ export interface DispatchDeps {
   /** Exclusive right to dispatch one session; resolves false when another process holds it. */
   lock(sessionId: string): Promise<(() => Promise<void>) | undefined>;
   slots: AgentSlots;
+  placements: Placements;
+  /** DISPATCH_MODE=capacity: every dispatch waits for a free worker slot. */
+  gate?: CapacityGate;
+  /** A dispatch waited this long for a worker slot. */
+  onCapacityWait?(seconds: number): void;
 }
 
 export type Outcome =
   | { result: 'dispatched' }
+  /** A later generation's dispatch was made (the session keeps its status). */
+  | { result: 'placed' }
   | { result: 'skipped'; status: string }
   | { result: 'failed'; reason: string }
   | { result: 'busy' }
   /** The agent is at its maxConcurrentSessions: the session stays queued. */
   | { result: 'at-capacity' };
 
+/** Statuses in which a later generation is still wanted: an agent is on its way or being replaced. */
+const PLACEABLE: readonly SessionStatus[] = ['dispatched', 'recovering'];
+
 /**
- * Turns one queued session into exactly one LiveKit agent dispatch, in one
- * LiveKit call: the session's room is created carrying the dispatch
- * (CreateRoomRequest.agents). LiveKit makes a room's dispatches when it
- * creates the room and returns a room that already exists unchanged, and the
- * only other way a session's room comes to be, a participant token's dispatch
- * on join, carries the same dispatch; so running this again after any crash
- * never makes a second one.
+ * Turns one session job into exactly one LiveKit agent dispatch.
+ *
+ * The first (generation 0) creates the session's room carrying the dispatch
+ * (CreateRoomRequest.agents), in one LiveKit call. LiveKit makes a room's
+ * dispatches when it creates the room and returns a room that already exists
+ * unchanged; the room's metadata says whether this session's dispatcher made
+ * it (then it has the dispatch) or somebody else did (then the dispatcher
+ * looks, and adds the dispatch if missing). So running this again after any
+ * crash never makes a second one.
+ *
+ * A later generation (the session is placed again) deletes the room's earlier
+ * dispatches, which also stops any job LiveKit gave them, and adds its own.
+ * Workers claim only the current generation's job, so at most one agent joins.
+ *
+ * In capacity mode a dispatch first reserves a free worker slot, waiting in
+ * order while there is none.
  */
 export async function dispatchSession(job: SessionJob, d: DispatchDeps, attempt = 1): Promise<Outcome> {
   let config: AgentConfig;
@@ -53,36 +75,57 @@ export async function dispatchSession(job: SessionJob, d: DispatchDeps, attempt 
     return { result: 'at-capacity' };
   }
 
+  if (d.gate) {
+    const waited = await d.gate.acquire(job.sessionId);
+    if (waited > 0) d.onCapacityWait?.(waited / 1000);
+  }
+  let keepSlot = false;
   const release = await d.lock(job.sessionId);
-  if (!release) return { result: 'busy' };
   try {
-    // Only a session that still wants an agent gets a room (not cancelled, not dispatched by an
-    // earlier run of this job). A record not written yet is queued.
+    if (!release) return { result: 'busy' };
+    const gen = job.generation ?? 0;
     const before = (await d.store.status(job.sessionId)) ?? 'queued';
-    if (!ENTERED_FROM.dispatched.includes(before)) return await skipped(job, d, config, before);
+    // Only a session that still wants an agent gets one (not cancelled, not dispatched by an
+    // earlier run of this job, not placed again meanwhile). A record not written yet is queued.
+    if (gen === 0 ? !ENTERED_FROM.dispatched.includes(before) : !PLACEABLE.includes(before)) return await skipped(job, d, config, before);
+    if (gen > 0 && (await d.placements.get(job.sessionId)).gen !== gen) return await skipped(job, d, config, 'superseded');
 
-    const metadata = dispatchMetadata(job, configVersion);
-    await d.rooms.createRoom({
-      name: job.roomName,
-      emptyTimeout: d.room.emptyTimeout,
-      maxParticipants: d.room.maxParticipants,
-      agents: [new RoomAgentDispatch({ agentName: d.agentName, metadata })],
-    });
-    if (!job.exclusiveRoom && !(await sessionDispatches(d.dispatch, d.agentName, job)).length) {
-      // A room that existed before without this session's dispatch (named by the caller, or
-      // joined early with a token that carried none) was returned unchanged: dispatch into it.
-      await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata });
+    const metadata = dispatchMetadata(job, configVersion, gen);
+    if (gen === 0) {
+      const room = await d.rooms.createRoom({
+        name: job.roomName,
+        emptyTimeout: d.room.emptyTimeout,
+        maxParticipants: d.room.maxParticipants,
+        metadata: roomMetadataFor(job.sessionId),
+        agents: [new RoomAgentDispatch({ agentName: d.agentName, metadata })],
+      });
+      if (!roomMadeFor(room.metadata, job.sessionId) && !(await sessionDispatches(d.dispatch, d.agentName, job)).length) {
+        // A room that existed before, returned unchanged (named by the caller, or opened by a user
+        // joining first), and without this session's dispatch: dispatch into it.
+        await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata });
+      }
+      keepSlot = true;
+      if (!(await d.store.transition(job.sessionId, 'dispatched', { configVersion, attempts: attempt }, job))) {
+        keepSlot = false;
+        // Cancelled while we worked: take the dispatch back so no agent joins.
+        const now = (await d.store.status(job.sessionId)) ?? 'unknown';
+        if (now === 'cancelled') await withdrawSessionDispatches(d.dispatch, d.agentName, job).catch(() => undefined);
+        return await skipped(job, d, config, now);
+      }
+      return { result: 'dispatched' };
     }
 
-    if (!(await d.store.transition(job.sessionId, 'dispatched', { configVersion, attempts: attempt }, job))) {
-      // Cancelled while we worked: take the dispatch back so no agent joins.
-      const now = (await d.store.status(job.sessionId)) ?? 'unknown';
-      if (now === 'cancelled') await withdrawSessionDispatches(d.dispatch, d.agentName, job).catch(() => undefined);
-      return await skipped(job, d, config, now);
-    }
-    return { result: 'dispatched' };
+    const existing = await sessionDispatches(d.dispatch, d.agentName, job);
+    for (const x of existing) if (generationOf(x.metadata) < gen) await d.dispatch.deleteDispatch(x.id, job.roomName);
+    const made = existing.find((x) => generationOf(x.metadata) === gen) ?? (await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata }));
+    keepSlot = true;
+    // Placed again because the agent never joined: the record says so (and which dispatch is waited for now).
+    if (job.redispatches) await d.store.update(job.sessionId, before, { dispatchId: made.id, redispatches: job.redispatches });
+    return { result: 'placed' };
   } finally {
-    await release();
+    // A reserved worker slot that no dispatch uses goes back at once.
+    if (d.gate && !keepSlot) await d.gate.release(job.sessionId).catch(() => undefined);
+    await release?.();
   }
 }
 

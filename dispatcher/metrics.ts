@@ -2,10 +2,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Queue } from 'bullmq';
 import { client, processRegistry, stageHistogram } from '../common/metrics.js';
+import type { WorkerCapacity } from '../common/workers/capacity.js';
 
 const STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children'] as const;
 
-export function dispatcherMetrics(queues: Queue[]) {
+export function dispatcherMetrics(queues: Queue[], capacity?: WorkerCapacity) {
   const registry = processRegistry('dispatcher');
   const dispatchDuration = new client.Histogram({
     name: 'agent_runtime_dispatch_duration_seconds',
@@ -15,13 +16,76 @@ export function dispatcherMetrics(queues: Queue[]) {
   });
   const outcomes = new client.Counter({ name: 'agent_runtime_dispatch_outcomes_total', help: 'Session jobs by result and reason', labelNames: ['result', 'reason'], registers: [registry] });
   const retries = new client.Counter({ name: 'agent_runtime_dispatch_retries_total', help: 'Dispatch attempts that failed and will be retried, by reason', labelNames: ['reason'], registers: [registry] });
-  const redispatches = new client.Counter({ name: 'agent_runtime_redispatches_total', help: 'Join checks by outcome (redispatched, failed, joined-or-over)', labelNames: ['outcome'], registers: [registry] });
+  const redispatches = new client.Counter({ name: 'agent_runtime_redispatches_total', help: 'Join checks (AGENT_JOIN_TIMEOUT after a job was taken) by outcome: redispatched, failed, joined-or-over', labelNames: ['outcome'], registers: [registry] });
   const queueWait = new client.Histogram({
     name: 'agent_runtime_queue_wait_seconds',
     help: 'Time a session job waited in the queue (after any schedule) before a dispatcher took it',
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60],
     registers: [registry],
   });
+  const capacityWait = new client.Histogram({
+    name: 'agent_runtime_capacity_wait_seconds',
+    help: 'Time a session waited for a free worker slot before its dispatch (only sessions that waited)',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [registry],
+  });
+  const placements = new client.Counter({
+    name: 'agent_runtime_placements_total',
+    help: 'Sessions placed again, by reason: not_taken (no worker took the job), join_timeout, worker_lost, agent_left',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  const recoveries = new client.Counter({
+    name: 'agent_runtime_recoveries_total',
+    help: 'Sessions whose worker died or whose agent left, by outcome: replaced (a new agent is on its way), ended (nobody left in the room), moved_on, alive',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  for (const reason of ['not_taken', 'join_timeout', 'worker_lost', 'agent_left']) placements.inc({ reason }, 0);
+  for (const outcome of ['replaced', 'ended']) recoveries.inc({ outcome }, 0);
+  if (capacity) {
+    // Read from Redis at scrape time: every dispatcher reports the same cluster-wide figures.
+    new client.Gauge({
+      name: 'agent_runtime_sessions_waiting_for_capacity',
+      help: 'Sessions a dispatcher holds back until a worker slot frees (cluster-wide)',
+      registers: [registry],
+      async collect() {
+        try {
+          this.set(await capacity.waitingCount());
+        } catch {
+          /* Redis away: keep the last value */
+        }
+      },
+    });
+    new client.Gauge({
+      name: 'agent_runtime_worker_slots',
+      help: 'Job slots of the live workers (cluster-wide): total, busy, free (less the slots reserved by dispatches not taken yet)',
+      labelNames: ['state'],
+      registers: [registry],
+      async collect() {
+        try {
+          const s = await capacity.summary();
+          this.set({ state: 'total' }, s.workers.reduce((a, w) => a + w.capacity, 0));
+          this.set({ state: 'busy' }, s.workers.reduce((a, w) => a + w.busy, 0));
+          this.set({ state: 'free' }, Math.max(0, s.freeSlots));
+        } catch {
+          /* Redis away */
+        }
+      },
+    });
+    new client.Gauge({
+      name: 'agent_runtime_workers_live',
+      help: 'Workers whose heartbeat is current (cluster-wide)',
+      registers: [registry],
+      async collect() {
+        try {
+          this.set((await capacity.summary()).workers.length);
+        } catch {
+          /* Redis away */
+        }
+      },
+    });
+  }
   const stages = stageHistogram(registry);
   // Known series exist from the start, so the first event is a rate() step, not a new series.
   stages.zero({ stage: 'dispatched' });
@@ -44,7 +108,7 @@ export function dispatcherMetrics(queues: Queue[]) {
       }
     },
   });
-  return { registry, dispatchDuration, outcomes, retries, redispatches, queueWait, stages };
+  return { registry, dispatchDuration, outcomes, retries, redispatches, queueWait, stages, capacityWait, placements, recoveries };
 }
 
 export type DispatcherMetrics = ReturnType<typeof dispatcherMetrics>;

@@ -1,23 +1,36 @@
-import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { startCallbackWorker } from '../common/callbacks.js';
-import { sessionRecords } from '../common/sessions/effects.js';
-import { checkAgentJoined, type JoinCheck } from './join-check.js';
-import { loadConfig, dispatcherEnv } from '../common/config.js';
-import { UnavailableError, isMongoUnavailable } from '../common/errors.js';
+import { dispatcherEnv, loadConfig } from '../common/config.js';
+import { isMongoUnavailable, UnavailableError } from '../common/errors.js';
 import { livekitClients } from '../common/livekit.js';
 import { acquireLock } from '../common/lock.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { agentModels } from '../common/models/agent.js';
 import { connectMongo } from '../common/mongo.js';
-import { dispatchBackoff, SESSIONS_QUEUE } from '../common/queue.js';
+import {
+  CHECKS_QUEUE,
+  checkJobOptions,
+  checksQueue,
+  dispatchBackoff,
+  enqueueRecovery,
+  placementJobOptions,
+  SESSIONS_QUEUE,
+  sessionsQueue,
+  type CheckJobs,
+  type CheckName,
+  type Recovery,
+} from '../common/queue.js';
 import { createRedis } from '../common/redis.js';
 import { createResolver } from '../common/resolver-factory.js';
+import { sessionRecords } from '../common/sessions/effects.js';
+import { Placements } from '../common/sessions/placement.js';
 import type { SessionJob } from '../common/sessions/schema.js';
+import { HEARTBEAT_INTERVAL_MS, WorkerCapacity } from '../common/workers/capacity.js';
+import { CapacityGate, GateClosedError } from './capacity-gate.js';
 import { dispatchSession, type DispatchDeps } from './dispatch-session.js';
 import { classifyLivekitError } from './livekit-errors.js';
 import { dispatcherMetrics, serveMetrics } from './metrics.js';
-
-export const JOIN_CHECKS_QUEUE = 'join-checks';
+import { checkAgentJoined, checkPlacement, placementCheckDelay, recoverSession, type PlacementDeps } from './placement-checks.js';
 
 export interface RunningDispatcher {
   worker: Worker<SessionJob>;
@@ -28,27 +41,53 @@ export interface RunningDispatcher {
 /**
  * The dispatcher: a BullMQ worker on the sessions queue. Any number of them
  * may share one queue; BullMQ hands each job to one at a time, and
- * dispatchSession makes a retry after any crash harmless.
+ * dispatchSession makes a retry after any crash harmless. Beside it: the
+ * follow-ups of each dispatch (placement, join, recovery checks) and a sweep
+ * for workers whose heartbeat lapsed.
  */
 export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logger?: Logger): Promise<RunningDispatcher> {
   const config = loadConfig(dispatcherEnv, env);
   const log = logger ?? createLogger('dispatcher', config.LOG_LEVEL);
+  const capacityMode = config.DISPATCH_MODE === 'capacity';
   const redis = createRedis(config.REDIS_URL, 'blocking');
   redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
   const mongo = await connectMongo(config.MONGODB_URI);
-  const { store, slots, callbacks } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log);
-  const joinChecks = new Queue<JoinCheck>(JOIN_CHECKS_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
-  const scheduleJoinCheck = (sessionId: string, round: number) =>
-    joinChecks.add('check', { sessionId, round }, {
-      jobId: `chk_${sessionId}_${round}`,
-      delay: config.AGENT_JOIN_TIMEOUT * 1000,
-      attempts: 5,
-      backoff: { type: 'exponential', delay: 1000 },
-      removeOnComplete: true,
-      removeOnFail: { age: 24 * 3600 },
-    });
+  const { store, slots, callbacks } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log, config.AGENT_NAME);
   const { resolver, close: closeResolver } = await createResolver(config, redis, await agentModels(mongo));
   const { rooms, dispatch } = livekitClients(config);
+  const capacity = new WorkerCapacity(redis, config.QUEUE_PREFIX, config.AGENT_NAME);
+  const placements = new Placements(redis, config.QUEUE_PREFIX, config.AGENT_NAME);
+  const gate = capacityMode ? new CapacityGate(capacity, createRedis(config.REDIS_URL, 'blocking'), log) : undefined;
+  await gate?.start();
+
+  const sessionQueue = sessionsQueue(redis, config.QUEUE_PREFIX);
+  const checks = checksQueue(redis, config.QUEUE_PREFIX);
+  const m = dispatcherMetrics([sessionQueue, checks, callbacks], capacity);
+  for (const q of [sessionQueue, checks]) q.on('error', (err) => log.debug({ queue: q.name, err: err.message }, 'queue error'));
+
+  const requeue = async (job: SessionJob, reason: string) => {
+    m.placements.inc({ reason });
+    await sessionQueue.add('session', job, placementJobOptions(job, config.DISPATCH_ATTEMPTS));
+  };
+  const checkDeps = (reason: string): PlacementDeps => ({
+    store,
+    placements,
+    capacity,
+    rooms,
+    dispatch,
+    agentName: config.AGENT_NAME,
+    claims: capacityMode,
+    requeue: (job) => requeue(job, reason),
+  });
+  const scheduleJoinCheck = (sessionId: string, generation: number) =>
+    checks.add('join', { sessionId, generation }, checkJobOptions(`chk_${sessionId}_${generation}`, config.AGENT_JOIN_TIMEOUT * 1000));
+  /** After a dispatch: in capacity mode, look whether a worker took the job; else wait for the agent. */
+  const followUp = (job: SessionJob) => {
+    const gen = job.generation ?? 0;
+    return capacityMode
+      ? checks.add('placement', job, checkJobOptions(`plc_${job.sessionId}_${gen}`, placementCheckDelay(gen)))
+      : scheduleJoinCheck(job.sessionId, gen);
+  };
 
   const deps: DispatchDeps = {
     store,
@@ -59,11 +98,9 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
     room: { emptyTimeout: config.ROOM_EMPTY_TIMEOUT, maxParticipants: config.ROOM_MAX_PARTICIPANTS },
     lock: (id) => acquireLock(redis, `${config.QUEUE_PREFIX}:dispatch-lock:${id}`, 30_000),
     slots,
+    placements,
+    ...(gate ? { gate, onCapacityWait: (seconds: number) => m.capacityWait.observe(seconds) } : {}),
   };
-
-  const sessionQueue = new Queue<SessionJob>(SESSIONS_QUEUE, { connection: redis, prefix: config.QUEUE_PREFIX });
-  const m = dispatcherMetrics([sessionQueue, joinChecks, callbacks]);
-  for (const q of [sessionQueue, joinChecks]) q.on('error', (err) => log.debug({ queue: q.name, err: err.message }, 'queue error'));
 
   const processJob = async (job: Job<SessionJob>, token?: string) => {
     const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
@@ -80,11 +117,16 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
         await job.moveToDelayed(Date.now() + (outcome.result === 'busy' ? 1000 : 500), token);
         throw new DelayedError();
       }
-      if (outcome.result === 'dispatched') await scheduleJoinCheck(job.data.sessionId, 0);
-      log.debug({ sessionId: job.data.sessionId, ...outcome }, 'session processed');
+      if (outcome.result === 'dispatched' || outcome.result === 'placed') await followUp(job.data);
+      log.debug({ sessionId: job.data.sessionId, generation: job.data.generation ?? 0, ...outcome }, 'session processed');
       return outcome;
     } catch (err) {
-      if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
+      if (err instanceof DelayedError || err instanceof UnrecoverableError || err instanceof WaitingError) throw err;
+      if (err instanceof GateClosedError) {
+        // Stopping while the session waited for a slot: back to the head of the queue for another dispatcher.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
       if (err instanceof UnavailableError || isMongoUnavailable(err)) {
         m.retries.inc({ reason: 'dependency_unavailable' });
         log.warn({ sessionId: job.data.sessionId, attempt: job.attemptsMade + 1 }, 'dependency unavailable; will retry');
@@ -98,14 +140,18 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
       }
       const reason = c.kind === 'permanent' ? c.reason : 'livekit_unavailable';
       if (c.kind === 'permanent' || lastTry) {
-        await store.transition(job.data.sessionId, 'failed', { failureReason: reason }, job.data).catch(() => undefined);
+        await store
+          .transition(job.data.sessionId, 'failed', { failureReason: reason }, job.data)
+          .catch((e: Error) => log.warn({ sessionId: job.data.sessionId, err: e.message }, 'failure not recorded'));
         m.outcomes.inc({ result: 'failed', reason });
         log.warn({ sessionId: job.data.sessionId, reason }, 'session failed');
         throw new UnrecoverableError(reason);
       }
       m.retries.inc({ reason });
       // The record says a dispatch is under way and how many attempts it took so far.
-      await store.transition(job.data.sessionId, 'dispatching', { attempts: job.attemptsMade + 1 }, job.data).catch(() => undefined);
+      await store
+        .transition(job.data.sessionId, 'dispatching', { attempts: job.attemptsMade + 1 }, job.data)
+        .catch((e: Error) => log.warn({ sessionId: job.data.sessionId, err: e.message }, 'retry not recorded'));
       log.info({ sessionId: job.data.sessionId, attempt: job.attemptsMade + 1, err: (err as Error).message }, 'livekit error; will retry');
       throw err;
     }
@@ -123,32 +169,68 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
   });
   worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
 
-  const checker = new Worker<JoinCheck>(
-    JOIN_CHECKS_QUEUE,
+  const checker = new Worker<CheckJobs[CheckName], unknown, CheckName>(
+    CHECKS_QUEUE,
     async (job) => {
-      const outcome = await checkAgentJoined(job.data, { store, dispatch, agentName: config.AGENT_NAME });
-      m.redispatches.inc({ outcome });
-      if (outcome === 'redispatched') await scheduleJoinCheck(job.data.sessionId, 1);
-      log.info({ sessionId: job.data.sessionId, outcome }, 'agent join checked');
-      return outcome;
+      switch (job.name) {
+        case 'placement': {
+          const data = job.data as SessionJob;
+          const outcome = await checkPlacement(data, checkDeps('not_taken'));
+          if (outcome === 'taken') await scheduleJoinCheck(data.sessionId, data.generation ?? 0);
+          if (outcome === 'placed-again') log.info({ sessionId: data.sessionId, generation: data.generation ?? 0 }, 'no worker took the job: placing it again');
+          return outcome;
+        }
+        case 'join': {
+          const data = job.data as CheckJobs['join'];
+          const outcome = await checkAgentJoined(data, checkDeps('join_timeout'));
+          m.redispatches.inc({ outcome });
+          log.info({ sessionId: data.sessionId, outcome }, 'agent join checked');
+          return outcome;
+        }
+        case 'recover': {
+          const data = job.data as Recovery;
+          const outcome = await recoverSession(data, checkDeps(data.workerId ? 'worker_lost' : 'agent_left'));
+          m.recoveries.inc({ outcome: outcome.replace('-', '_') });
+          log.info({ sessionId: data.sessionId, workerId: data.workerId, jobId: data.jobId, outcome }, 'session recovery');
+          return outcome;
+        }
+      }
     },
-    { connection: createRedis(config.REDIS_URL, 'blocking'), prefix: config.QUEUE_PREFIX, concurrency: 8 },
+    { connection: createRedis(config.REDIS_URL, 'blocking'), prefix: config.QUEUE_PREFIX, concurrency: 16 },
   );
-  checker.on('error', (err) => log.warn({ err: err.message }, 'join check worker error'));
+  checker.on('error', (err) => log.warn({ err: err.message }, 'check worker error'));
   const callbackWorker = startCallbackWorker({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX, secret: config.CALLBACK_SECRET, logger: log });
+
+  // Workers whose heartbeat lapsed: their capacity already stopped counting; their sessions are recovered.
+  let sweeping = false;
+  const sweep = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    void (async () => {
+      for (const workerId of await capacity.lapsed()) {
+        const held = await capacity.held(workerId);
+        for (const sessionId of held) await enqueueRecovery(checks, { sessionId, workerId });
+        if ((await capacity.forget(workerId)) !== undefined) log.warn({ workerId, sessions: held.length }, 'worker lost: recovering its sessions');
+      }
+    })()
+      .catch((err: Error) => log.debug({ err: err.message }, 'worker sweep failed'))
+      .finally(() => (sweeping = false));
+  }, HEARTBEAT_INTERVAL_MS);
 
   await Promise.all([worker.waitUntilReady(), checker.waitUntilReady(), callbackWorker.waitUntilReady()]);
   const metricsServer = await serveMetrics(m.registry, config.DISPATCHER_HOST, config.DISPATCHER_METRICS_PORT);
-  log.info({ concurrency: config.DISPATCH_CONCURRENCY, agentName: config.AGENT_NAME }, 'dispatcher ready');
+  log.info({ concurrency: config.DISPATCH_CONCURRENCY, agentName: config.AGENT_NAME, mode: config.DISPATCH_MODE }, 'dispatcher ready');
 
   return {
     worker,
     metricsPort: metricsServer.port,
     async stop() {
+      clearInterval(sweep);
       await metricsServer.close();
-      // Stops taking jobs and waits for the active ones to finish.
+      // Sessions waiting for a slot go back to the queue; then stop taking jobs and finish the active ones.
+      await gate?.close();
       await Promise.all([worker.close(), checker.close(), callbackWorker.close()]);
-      await Promise.all([joinChecks.close(), callbacks.close(), sessionQueue.close()]);
+      await Promise.all([checks.close(), callbacks.close(), sessionQueue.close()]);
       closeResolver();
       redis.disconnect();
       await mongo.close();

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import { apiEnv, loadConfig } from '../common/config.js';
 import { ROOT } from './lib/paths.js';
 import { servicesDown, servicesUp, stackEnv } from './lib/services.js';
 
@@ -60,3 +61,18 @@ for (const app of APPS) {
   });
 }
 if (children.size === 0) console.log(`${'stack'.padEnd(width)} | services are up; no service entry points yet`);
+else void announceReady();
+
+/** Says so once the API is ready: Redis and MongoDB answer and an agent worker can take a job. */
+async function announceReady() {
+  const config = loadConfig(apiEnv);
+  const api = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}`;
+  for (;;) {
+    if (stopping) return;
+    const ready = await fetch(`${api}/readyz`).then((r) => r.status === 200, () => false);
+    if (ready) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const key = process.env.API_KEYS ? '(a key from API_KEYS)' : `Authorization: Bearer ${config.API_KEYS[0]}`;
+  console.log(`${'stack'.padEnd(width)} | ready: API ${api} (${key}), LiveKit ${config.LIVEKIT_URL}; an agent worker takes jobs`);
+}

@@ -13,9 +13,11 @@ export default defineAgent({
   prewarm: async (_proc: JobProcess) => {
     // Connect before the first job arrives, so a job's first step is a cache read.
     await workerDeps();
+    // The worker counts warm processes: it takes jobs once one is ready.
+    events.warm();
   },
   entry: async (ctx: JobContext) => {
-    events.received();
+    events.received(ctx.job.id);
     await runJob(ctx, await workerDeps(), events);
   },
 });

@@ -6,20 +6,25 @@ import { createRedis } from '../common/redis.js';
 import { createResolver } from '../common/resolver-factory.js';
 import type { AgentResolver } from '../common/agent-resolver.js';
 import { sessionRecords } from '../common/sessions/effects.js';
+import type { Placements } from '../common/sessions/placement.js';
 import type { SessionStore } from '../common/sessions/store.js';
+import { ConversationMemory } from '../common/sessions/turns.js';
 
 export interface WorkerDeps {
   config: WorkerConfig;
   log: Logger;
   resolver: AgentResolver;
   store: SessionStore;
+  placements: Placements;
+  turns: ConversationMemory;
 }
 
 let deps: Promise<WorkerDeps> | undefined;
 
 /**
  * Connections of one job process, made once (at prewarm) and shared by every
- * job the process runs: the config resolver and the session store.
+ * job the process runs: the config resolver, the session store, the
+ * session's placement and its conversation memory.
  */
 export function workerDeps(): Promise<WorkerDeps> {
   deps ??= (async () => {
@@ -29,8 +34,8 @@ export function workerDeps(): Promise<WorkerDeps> {
     redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
     const mongo = await connectMongo(config.MONGODB_URI);
     const { resolver } = await createResolver(config, redis, await agentModels(mongo));
-    const { store } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log);
-    return { config, log, resolver, store };
+    const { store, placements } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log, config.AGENT_NAME);
+    return { config, log, resolver, store, placements, turns: new ConversationMemory(redis, config.QUEUE_PREFIX) };
   })();
   deps.catch(() => (deps = undefined));
   return deps;

@@ -1,9 +1,10 @@
 import type { JobContext } from '@livekit/agents';
-import { voice } from '@livekit/agents';
+import { llm, voice } from '@livekit/agents';
+import { RoomEvent } from '@livekit/rtc-node';
 import { AgentNotFoundError, UnavailableError } from '../common/errors.js';
 import type { AgentConfig } from '../common/schemas/agent-config.js';
 import type { Tier } from '../common/agent-resolver.js';
-import { AGENT_ATTRIBUTE, SESSION_ATTRIBUTE, WORKER_ATTRIBUTE } from '../common/sessions/attributes.js';
+import type { Turn } from '../common/sessions/turns.js';
 import { BitHumanAvatar, BITHUMAN_IDENTITY } from './avatar/bithuman.js';
 import type { WorkerDeps } from './deps.js';
 import { jobTarget } from './job-target.js';
@@ -12,22 +13,31 @@ import { LatestFrame, RuntimeAgent } from './vision.js';
 
 export interface JobEvents {
   onResolved?(tier: Tier, seconds: number): void;
-  onStarted?(agentId: string, secondsFromJob: number): void;
-  onEnded?(agentId: string): void;
+  /** `resumed`: the session continues a conversation whose earlier agent died. */
+  onStarted?(agentId: string, secondsFromJob: number, resumed?: boolean): void;
+  onEnded?(agentId: string, jobId: string): void;
   onFailed?(reason: string): void;
   onAvatar?(result: 'started' | 'failed'): void;
   onStage?(stage: 'job_received' | 'session_started', secondsSinceRequest: number): void;
 }
 
+/** The conversation so far, as the new agent's context: it goes on from there. */
+function contextFrom(turns: Turn[]): llm.ChatContext {
+  const ctx = llm.ChatContext.empty();
+  for (const t of turns) ctx.addMessage({ role: t.role, content: t.text });
+  return ctx;
+}
+
 /**
  * One job, from LiveKit's dispatch to a speaking agent: find the agent,
  * resolve its config through the cache, build its pipeline, start the avatar
- * if it has one, start the session in the room, greet, and keep the session
- * record in step.
+ * if it has one, start the session in the room, greet (or, replacing an agent
+ * that died, continue its conversation), and keep the session record in step.
  */
 export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents = {}): Promise<void> {
   const received = performance.now();
   const roomName = ctx.job.room?.name;
+  const jobId = ctx.job.id;
   const target = jobTarget(ctx.job.metadata, roomName);
   if (target.requestedAt) events.onStage?.('job_received', (Date.now() - target.requestedAt) / 1000);
   const log = d.log.child({ jobId: ctx.job.id, room: roomName, agentId: target.agentId, sessionId: target.sessionId });
@@ -67,16 +77,26 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
     return fail('provider_not_configured');
   }
 
+  // A session whose earlier agent died has its conversation in Redis: go on from there.
+  const sessionId = target.sessionId;
+  const history = sessionId ? await d.turns.load(sessionId).catch(() => [] as Turn[]) : [];
+  // Only the job that serves the session now writes its record (not one placed again meanwhile).
+  const serving = async () => !sessionId || (await d.placements.isCurrent(sessionId, jobId).catch(() => true));
+
   // Watch for the user's camera before connecting, so tracks subscribed during the connect are seen.
+  // (The participant attributes naming session, agent and worker came with the job's token.)
   const frames = config.vision ? new LatestFrame(ctx.room, new Set([BITHUMAN_IDENTITY])) : undefined;
   await ctx.connect();
-  await ctx.room.localParticipant?.setAttributes({
-    [SESSION_ATTRIBUTE]: target.sessionId ?? '',
-    [AGENT_ATTRIBUTE]: config.id,
-    [WORKER_ATTRIBUTE]: ctx.workerId,
-  });
 
   const session = new voice.AgentSession(pipeline);
+  if (sessionId) {
+    session.on(voice.AgentSessionEventTypes.ConversationItemAdded, (ev) => {
+      const item = ev.item;
+      if (item.type !== 'message' || (item.role !== 'user' && item.role !== 'assistant')) return;
+      const text = item.textContent;
+      if (text) void d.turns.append(sessionId, { role: item.role, text }).catch((err: Error) => log.warn({ err: err.message }, 'turn not kept'));
+    });
+  }
 
   if (config.avatarModel) {
     const avatar = new BitHumanAvatar({
@@ -99,33 +119,43 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   }
 
   await session.start({
-    agent: new RuntimeAgent(instructionsFor(config), frames),
+    agent: new RuntimeAgent(instructionsFor(config), frames, history.length ? contextFrom(history) : undefined),
     room: ctx.room,
     outputOptions: { transcriptionEnabled: config.transcription },
   });
   const startedAt = Date.now();
-  events.onStarted?.(config.id, (performance.now() - received) / 1000);
+  const resumed = history.length > 0;
+  events.onStarted?.(config.id, (performance.now() - received) / 1000, resumed);
   if (target.requestedAt) events.onStage?.('session_started', (Date.now() - target.requestedAt) / 1000);
-  if (target.sessionId) {
+  if (sessionId && (await serving())) {
     // The agent knows which dispatch it serves; the dispatcher made it with the room and never saw its id.
     const dispatchId = ctx.job.dispatchId || undefined;
     await record(async () => {
-      if (!(await d.store.transition(target.sessionId!, 'active', dispatchId ? { dispatchId } : {})) && dispatchId) {
-        await d.store.update(target.sessionId!, 'active', { dispatchId }); // LiveKit's webhook recorded it active first
+      if (!(await d.store.transition(sessionId, 'active', dispatchId ? { dispatchId } : {})) && dispatchId) {
+        await d.store.update(sessionId, 'active', { dispatchId }); // LiveKit's webhook recorded it active first
       }
     });
   }
 
-  ctx.addShutdownCallback(async () => {
-    frames?.close();
-    events.onEnded?.(config.id);
-    if (target.sessionId) {
-      await record(() =>
-        d.store.transition(target.sessionId!, 'ended', { endedAt: new Date(), durationSeconds: Math.round((Date.now() - startedAt) / 100) / 10 }),
-      );
-    }
+  // The session is over when the agent session closes (the user left, the room closed): its worker
+  // slot is free from then on, not only once the job process has finished shutting down (seconds later).
+  let ended: Promise<void> | undefined;
+  const end = () =>
+    (ended ??= (async () => {
+      frames?.close();
+      events.onEnded?.(config.id, jobId);
+      if (sessionId && (await serving())) {
+        await record(() => d.store.transition(sessionId, 'ended', { endedAt: new Date(), durationSeconds: Math.round((Date.now() - startedAt) / 100) / 10 }));
+      }
+    })());
+  ctx.addShutdownCallback(end);
+  // A room closed under the agent (deleted, or the agent removed) ends it too; the session's own close can take seconds.
+  ctx.room.on(RoomEvent.Disconnected, () => void end());
+  session.on(voice.AgentSessionEventTypes.Close, () => {
+    void end();
+    ctx.shutdown('agent session closed');
   });
-  session.on(voice.AgentSessionEventTypes.Close, () => ctx.shutdown('agent session closed'));
 
-  if (config.greeting) session.say(config.greeting, { allowInterruptions: config.allowInterruptions });
+  if (config.greeting && !resumed) session.say(config.greeting, { allowInterruptions: config.allowInterruptions });
+  if (resumed) log.info({ turns: history.length }, 'continuing the conversation of an agent that died');
 }

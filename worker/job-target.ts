@@ -4,6 +4,8 @@ export interface JobTarget {
   agentId?: string;
   sessionId?: string;
   configVersion?: number;
+  /** The placement generation of the dispatch (0 for the first). */
+  generation: number;
   /** When the session was requested, for the stage-by-stage timing. */
   requestedAt?: number;
 }
@@ -25,6 +27,7 @@ export function jobTarget(metadata: string | undefined, roomName: string | undef
     ...(agentId ? { agentId } : {}),
     ...(typeof meta.sessionId === 'string' ? { sessionId: meta.sessionId } : {}),
     ...(typeof meta.configVersion === 'number' ? { configVersion: meta.configVersion } : {}),
+    generation: typeof meta.generation === 'number' && Number.isInteger(meta.generation) && meta.generation >= 0 ? meta.generation : 0,
     ...(typeof meta.requestedAt === 'string' && Number.isFinite(Date.parse(meta.requestedAt)) ? { requestedAt: Date.parse(meta.requestedAt) } : {}),
   };
 }

@@ -12,14 +12,18 @@ import type { JobEvents } from './entry.js';
  */
 export const SINK_ENV = 'AGENT_RUNTIME_METRICS_SINK';
 
+export type Stage = 'job_accepted' | 'job_received' | 'session_started';
+
 export type JobEvent =
-  | { type: 'received' }
+  /** A job process finished its prewarm and waits for a job. */
+  | { type: 'warm' }
+  | { type: 'received'; jobId?: string }
   | { type: 'resolved'; tier: string; seconds: number }
-  | { type: 'started'; agentId: string; seconds: number }
-  | { type: 'ended'; agentId: string }
+  | { type: 'started'; agentId: string; seconds: number; resumed?: boolean }
+  | { type: 'ended'; agentId: string; jobId?: string }
   | { type: 'failed'; reason: string }
   | { type: 'avatar'; result: 'started' | 'failed' }
-  | { type: 'stage'; stage: 'job_received' | 'session_started'; seconds: number };
+  | { type: 'stage'; stage: Stage; seconds: number };
 
 export function workerRegistry() {
   const registry = processRegistry('worker');
@@ -41,10 +45,15 @@ export function workerRegistry() {
   const cache = new client.Counter({ name: 'agent_runtime_config_cache_total', help: 'Config resolutions by tier (lru and redis are hits, mongo a miss)', labelNames: ['tier'], registers: [registry] });
   const active = new client.Gauge({ name: 'agent_runtime_worker_active_sessions', help: 'Agent sessions running on this worker, by agent', labelNames: ['agent_id'], registers: [registry] });
   const avatars = new client.Counter({ name: 'agent_runtime_avatar_starts_total', help: 'Avatar starts by result', labelNames: ['result'], registers: [registry] });
+  const resumed = new client.Counter({
+    name: 'agent_runtime_worker_sessions_resumed_total',
+    help: 'Agent sessions that continued a conversation whose earlier agent died (instead of greeting)',
+    registers: [registry],
+  });
 
   // Known series exist from the start, so the first event is a rate() step, not a new series.
   for (const result of ['received', 'accepted']) jobs.inc({ result, reason: '' }, 0);
-  for (const stage of ['job_received', 'session_started'] as const) stages.zero({ stage });
+  for (const stage of ['job_accepted', 'job_received', 'session_started'] as const) stages.zero({ stage });
   for (const tier of ['lru', 'redis', 'mongo']) cache.inc({ tier }, 0);
   for (const result of ['started', 'failed'] as const) avatars.inc({ result }, 0);
 
@@ -61,12 +70,15 @@ export function workerRegistry() {
         jobs.inc({ result: 'accepted', reason: '' });
         jobStart.observe(e.seconds);
         active.inc({ agent_id: e.agentId });
+        if (e.resumed) resumed.inc();
         break;
       case 'ended':
         active.dec({ agent_id: e.agentId });
         break;
       case 'failed':
         jobs.inc({ result: 'failed', reason: e.reason });
+        break;
+      case 'warm':
         break;
       case 'avatar':
         avatars.inc({ result: e.result });
@@ -79,9 +91,24 @@ export function workerRegistry() {
   return { registry, apply };
 }
 
-/** Serves /metrics and the loopback sink; sets the sink's address for job processes to inherit. */
-export async function startMetricsServer(host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
-  const { registry, apply } = workerRegistry();
+export interface WorkerMetricsServer {
+  port: number;
+  registry: client.Registry;
+  /** Records an event seen by the worker process itself. */
+  apply(e: JobEvent): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves /metrics and the loopback sink; sets the sink's address for job
+ * processes to inherit. `onEvent` hears every job process event too.
+ */
+export async function startMetricsServer(host: string, port: number, onEvent: (e: JobEvent) => void = () => undefined): Promise<WorkerMetricsServer> {
+  const { registry, apply: record } = workerRegistry();
+  const apply = (e: JobEvent) => {
+    record(e);
+    onEvent(e);
+  };
   const token = randomBytes(16).toString('hex');
   const server = http.createServer(async (req, res) => {
     if (req.method === 'GET' && req.url === '/metrics') {
@@ -107,11 +134,11 @@ export async function startMetricsServer(host: string, port: number): Promise<{ 
   await new Promise<void>((resolve) => server.listen(port, host, resolve));
   const actual = (server.address() as AddressInfo).port;
   process.env[SINK_ENV] = JSON.stringify({ url: `http://127.0.0.1:${actual}/internal/job-events`, token });
-  return { port: actual, close: () => new Promise((r) => server.close(() => r())) };
+  return { port: actual, registry, apply, close: () => new Promise((r) => server.close(() => r())) };
 }
 
 /** In a job process: JobEvents that report to the worker's sink (fire and forget). */
-export function sinkEvents(): JobEvents & { received(): void } {
+export function sinkEvents(): JobEvents & { warm(): void; received(jobId: string): void } {
   let sink: { url: string; token: string } | undefined;
   try {
     sink = JSON.parse(process.env[SINK_ENV] ?? '') as { url: string; token: string };
@@ -123,10 +150,11 @@ export function sinkEvents(): JobEvents & { received(): void } {
     void fetch(sink.url, { method: 'POST', headers: { 'x-sink-token': sink.token, 'content-type': 'application/json' }, body: JSON.stringify(e) }).catch(() => undefined);
   };
   return {
-    received: () => send({ type: 'received' }),
+    warm: () => send({ type: 'warm' }),
+    received: (jobId) => send({ type: 'received', jobId }),
     onResolved: (tier, seconds) => send({ type: 'resolved', tier, seconds }),
-    onStarted: (agentId, seconds) => send({ type: 'started', agentId, seconds }),
-    onEnded: (agentId) => send({ type: 'ended', agentId }),
+    onStarted: (agentId, seconds, resumed) => send({ type: 'started', agentId, seconds, ...(resumed ? { resumed } : {}) }),
+    onEnded: (agentId, jobId) => send({ type: 'ended', agentId, jobId }),
     onFailed: (reason) => send({ type: 'failed', reason }),
     onAvatar: (result) => send({ type: 'avatar', result }),
     onStage: (stage, seconds) => send({ type: 'stage', stage, seconds }),

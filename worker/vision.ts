@@ -41,13 +41,14 @@ export class LatestFrame {
   }
 }
 
-/** The agent: instructions, and with vision on, the user's latest camera frame added to each user turn. */
+/** The agent: instructions, the conversation so far when it replaces one that died, and with vision on, the user's latest camera frame added to each user turn. */
 export class RuntimeAgent extends voice.Agent {
   constructor(
     instructions: string,
     private readonly frames?: LatestFrame,
+    chatCtx?: llm.ChatContext,
   ) {
-    super({ instructions });
+    super({ instructions, ...(chatCtx ? { chatCtx } : {}) });
   }
 
   override async onUserTurnCompleted(_chatCtx: llm.ChatContext, newMessage: llm.ChatMessage): Promise<void> {

@@ -1,15 +1,20 @@
-import type { WebhookEvent } from 'livekit-server-sdk';
-import { SESSION_ATTRIBUTE } from '../../common/sessions/attributes.js';
+import type { ParticipantInfo, RoomServiceClient, WebhookEvent } from 'livekit-server-sdk';
+import { AGENT_KIND } from '../../common/livekit.js';
+import type { Recovery } from '../../common/queue.js';
+import { GENERATION_ATTRIBUTE, SESSION_ATTRIBUTE } from '../../common/sessions/attributes.js';
 import type { SessionModels } from '../../common/sessions/model.js';
+import type { Placements } from '../../common/sessions/placement.js';
+import { OPEN_STATUSES } from '../../common/sessions/schema.js';
+import { ENTERED_FROM } from '../../common/sessions/state.js';
 import type { SessionStore } from '../../common/sessions/store.js';
-
-/** ParticipantInfo.Kind.AGENT in LiveKit's protocol. */
-const AGENT_KIND = 4;
-
 
 export interface WebhookDeps {
   store: SessionStore;
   models: SessionModels;
+  placements: Placements;
+  rooms: RoomServiceClient;
+  /** Asks the dispatcher to place a new agent for a session whose agent left while its user stayed. */
+  recover(r: Recovery): Promise<void>;
   /** Told when a session's agent joined, whoever recorded it as active first (worker or webhook). */
   onAgentJoined?(sessionId: string): void | Promise<void>;
 }
@@ -18,7 +23,7 @@ export interface WebhookDeps {
 async function sessionFor(d: WebhookDeps, room: string, attributes: Record<string, string> | undefined): Promise<string | undefined> {
   const named = attributes?.[SESSION_ATTRIBUTE];
   if (named) return named;
-  const open = await d.models.Session.find({ roomName: room, status: { $in: ['queued', 'dispatching', 'dispatched', 'active'] } }, { _id: 1, status: 1 })
+  const open = await d.models.Session.find({ roomName: room, status: { $in: [...OPEN_STATUSES] } }, { _id: 1, status: 1 })
     .sort({ _id: 1 })
     .lean();
   // In a room shared by several sessions, the oldest one still waiting for its agent.
@@ -38,9 +43,26 @@ async function end(d: WebhookDeps, sessionId: string, reason?: string): Promise<
 }
 
 /**
- * LiveKit's word on what happened in a room: an agent joined (active), the
- * agent left or the room finished (ended). Replays are harmless: the state
- * machine ignores moves that already happened.
+ * Whether an agent participant is the one serving its session now. Each
+ * placement of a session has a generation, on the agent's attributes; an
+ * agent of an earlier one (replaced after its worker died) is history.
+ */
+async function isCurrentAgent(d: WebhookDeps, sessionId: string, p: ParticipantInfo): Promise<boolean> {
+  const gen = p.attributes?.[GENERATION_ATTRIBUTE];
+  if (gen === undefined) return true;
+  return (await d.placements.get(sessionId)).gen === Number(gen);
+}
+
+async function peopleIn(d: WebhookDeps, room: string): Promise<ParticipantInfo[]> {
+  return (await d.rooms.listParticipants(room).catch(() => [])).filter((x) => x.kind !== AGENT_KIND);
+}
+
+/**
+ * LiveKit's word on what happened in a room: an agent joined (active); the
+ * agent left (ended, or, with its user still in the room, a new agent is
+ * placed: recovering); the user left a session whose agent is being replaced,
+ * or the room finished (ended). Replays are harmless: the state machine
+ * ignores moves that already happened.
  */
 export async function applyWebhookEvent(e: WebhookEvent, d: WebhookDeps): Promise<{ sessionId?: string; applied: boolean }> {
   const room = e.room?.name;
@@ -49,19 +71,34 @@ export async function applyWebhookEvent(e: WebhookEvent, d: WebhookDeps): Promis
     case 'participant_joined': {
       if (e.participant?.kind !== AGENT_KIND) return { applied: false };
       const sessionId = await sessionFor(d, room, e.participant.attributes);
-      if (!sessionId) return { applied: false };
+      if (!sessionId || !(await isCurrentAgent(d, sessionId, e.participant))) return { applied: false };
       const applied = await d.store.transition(sessionId, 'active');
       await d.onAgentJoined?.(sessionId);
       return { sessionId, applied };
     }
     case 'participant_left': {
-      if (e.participant?.kind !== AGENT_KIND) return { applied: false };
-      const sessionId = e.participant.attributes?.[SESSION_ATTRIBUTE] ?? (await sessionFor(d, room, undefined));
-      if (!sessionId) return { applied: false };
+      const p = e.participant;
+      if (!p) return { applied: false };
+      if (p.kind !== AGENT_KIND) {
+        // The user of a session whose agent is being replaced left: nobody is waiting for it any more.
+        const waiting = await d.models.Session.find({ roomName: room, participantIdentity: p.identity, status: 'recovering' }, { _id: 1 }).lean();
+        let applied = false;
+        for (const s of waiting) applied = (await end(d, s._id)) || applied;
+        return { applied };
+      }
+      const sessionId = p.attributes?.[SESSION_ATTRIBUTE] ?? (await sessionFor(d, room, undefined));
+      if (!sessionId || !(await isCurrentAgent(d, sessionId, p))) return { applied: false };
+      // An agent that vanished while its user stayed (its process died): a new one takes over.
+      const jobId = p.identity.startsWith('agent-') ? p.identity.slice('agent-'.length) : undefined;
+      const status = (await d.store.get(sessionId))?.status;
+      if (jobId && status === 'active' && (await peopleIn(d, room)).length > 0) {
+        await d.recover({ sessionId, jobId });
+        return { sessionId, applied: true };
+      }
       return { sessionId, applied: await end(d, sessionId) };
     }
     case 'room_finished': {
-      const open = await d.models.Session.find({ roomName: room, status: { $in: ['dispatching', 'dispatched', 'active'] } }, { _id: 1 }).lean();
+      const open = await d.models.Session.find({ roomName: room, status: { $in: [...ENTERED_FROM.ended] } }, { _id: 1 }).lean();
       let applied = false;
       for (const s of open) applied = (await end(d, s._id)) || applied;
       return { applied };

@@ -17,9 +17,12 @@ import { dispatchMetadata } from '../../common/sessions/dispatch-metadata.js';
 import { callbackPayload } from '../../common/sessions/effects.js';
 import { buildRoomName, newRoomSuffix } from '../../common/rooms.js';
 import { newId } from '../../common/sessions/ids.js';
+import type { Placements } from '../../common/sessions/placement.js';
+import type { WorkerCapacity } from '../../common/workers/capacity.js';
 import type { SessionModels } from '../../common/sessions/model.js';
 import {
   batchRequestSchema,
+  SESSION_STATUSES,
   sessionRequestSchema,
   TERMINAL_STATUSES,
   type SessionJob,
@@ -30,7 +33,7 @@ import { queuedRecord, type SessionStore } from '../../common/sessions/store.js'
 import { fieldErrors, parseOrThrow } from '../../common/validate.js';
 import { participantToken } from './participant-token.js';
 import type { RecordWriter } from './record-writer.js';
-import { sessionView, viewFromJob, type SessionView } from './views.js';
+import { placementView, sessionView, viewFromJob, type SessionView } from './views.js';
 
 /** What the service reports about accepted work; the HTTP layer turns it into Prometheus metrics. */
 export interface SessionMetrics {
@@ -49,6 +52,9 @@ export interface SessionServiceDeps {
   callbacks: Queue<CallbackJob>;
   rooms: RoomServiceClient;
   dispatch: AgentDispatchClient;
+  placements: Placements;
+  /** DISPATCH_MODE=capacity: sessions wait for a free worker slot. */
+  capacity?: WorkerCapacity;
 }
 
 export interface CreatedSession {
@@ -73,8 +79,7 @@ const guard = translateOutages;
 export class SessionService {
   constructor(private readonly d: SessionServiceDeps) {}
 
-  /** `joinDispatches`: the participant token, if any, carries the session's dispatch. */
-  private job(req: SessionRequest, joinDispatches: boolean, batchId?: string, batchCallbackUrl?: string): SessionJob {
+  private job(req: SessionRequest, batchId?: string, batchCallbackUrl?: string): SessionJob {
     const sessionId = newId('ses');
     return {
       sessionId,
@@ -86,7 +91,6 @@ export class SessionService {
       ...(req.scheduledAt ? { scheduledAt: new Date(req.scheduledAt).toISOString() } : {}),
       ...((req.callbackUrl ?? batchCallbackUrl) ? { callbackUrl: req.callbackUrl ?? batchCallbackUrl } : {}),
       requestedAt: new Date().toISOString(),
-      ...(!req.roomName && joinDispatches ? { exclusiveRoom: true as const } : {}),
     };
   }
 
@@ -109,9 +113,10 @@ export class SessionService {
     const req = parseOrThrow(sessionRequestSchema, body);
     return guard(async () => {
       const { config } = await this.d.resolver.resolve(req.agentId); // unknown or deleted: 404, nothing queued
-      // Dispatch on join only where joining early cannot jump a schedule or a concurrency cap.
-      const dispatchOnJoin = !req.scheduledAt && !config.maxConcurrentSessions;
-      const job = this.job(req, dispatchOnJoin);
+      // Dispatch on join only where joining early cannot jump a schedule, a concurrency cap or,
+      // in capacity mode, the sessions waiting for a worker slot.
+      const dispatchOnJoin = !req.scheduledAt && !config.maxConcurrentSessions && this.d.config.DISPATCH_MODE === 'immediate';
+      const job = this.job(req);
       await this.d.queue.add('session', job, this.jobOptions(job));
       this.d.writer.add([queuedRecord(job)]);
       await this.announceQueued([job]);
@@ -181,7 +186,7 @@ export class SessionService {
 
       const batchId = newId('bat');
       // Batch sessions get no participant token: nothing but the dispatcher can create their rooms.
-      const jobs = requests.map((r) => this.job(r, true, batchId, parsed.callbackUrl));
+      const jobs = requests.map((r) => this.job(r, batchId, parsed.callbackUrl));
       const sessionIds = jobs.map((j) => j.sessionId);
       await this.d.models.Batch.create({ _id: batchId, sessionIds, accepted: jobs.length, createdAt: new Date() });
       try {
@@ -199,12 +204,26 @@ export class SessionService {
 
   async get(sessionId: string): Promise<SessionView> {
     return guard(async () => {
-      const doc = await this.d.store.get(sessionId);
-      if (doc) return sessionView(doc);
-      const job = await this.d.queue.getJob(sessionId);
-      if (job?.data?.sessionId === sessionId) return viewFromJob(job.data);
-      throw new NotFoundError(`session ${JSON.stringify(sessionId)} does not exist`);
+      const [doc, placement] = await Promise.all([this.d.store.get(sessionId), this.d.placements.get(sessionId)]);
+      let view: SessionView;
+      if (doc) view = sessionView(doc);
+      else {
+        const job = await this.d.queue.getJob(sessionId);
+        if (job?.data?.sessionId !== sessionId) throw new NotFoundError(`session ${JSON.stringify(sessionId)} does not exist`);
+        view = viewFromJob(job.data);
+      }
+      return { ...view, ...placementView(placement), ...(await this.waitingFor(view)) };
     });
+  }
+
+  /** A session that no worker slot is free for yet says so (it goes the moment one frees). */
+  private async waitingFor(v: SessionView): Promise<{ waitingFor?: 'capacity' }> {
+    const c = this.d.capacity;
+    if (!c || TERMINAL_STATUSES.includes(v.status) || v.status === 'active') return {};
+    // Held back by a dispatcher (a first dispatch, or a placement again), or still in the queue with no slot free.
+    if (await c.isWaiting(v.sessionId)) return { waitingFor: 'capacity' };
+    if (v.status !== 'queued' || (v.scheduledAt && Date.parse(v.scheduledAt) > Date.now())) return {};
+    return (await c.freeSlots()) <= 0 ? { waitingFor: 'capacity' } : {};
   }
 
   async list(q: { agentId?: string; status?: SessionStatus; batchId?: string; limit: number; cursor?: string }) {
@@ -269,7 +288,7 @@ export class SessionService {
         { $match: { batchId } },
         { $group: { _id: '$status', n: { $sum: 1 } } },
       ]);
-      const counts = { queued: 0, dispatching: 0, dispatched: 0, active: 0, ended: 0, failed: 0, cancelled: 0 } as Record<SessionStatus, number>;
+      const counts = Object.fromEntries(SESSION_STATUSES.map((st) => [st, 0])) as Record<SessionStatus, number>;
       for (const g of groups) if (g._id in counts) counts[g._id] = g.n;
       // Records not written yet are queued.
       const recorded = Object.values(counts).reduce((a, b) => a + b, 0);

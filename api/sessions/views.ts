@@ -1,4 +1,5 @@
 import type { SessionDoc } from '../../common/sessions/model.js';
+import type { Placement } from '../../common/sessions/placement.js';
 import type { SessionJob, SessionStatus } from '../../common/sessions/schema.js';
 import { queuedRecord } from '../../common/sessions/store.js';
 
@@ -22,6 +23,32 @@ export interface SessionView {
   requestedAt: string;
   updatedAt: string;
   transitions: { status: SessionStatus; at: string }[];
+  /** Where the agent runs: which worker took the job and when; how often the session was placed again. */
+  placement?: {
+    generation: number;
+    workerId?: string;
+    jobId?: string;
+    acceptedAt?: string;
+    placedAgain: number;
+    recoveries: number;
+  };
+  /** Set while no worker slot is free for the session. */
+  waitingFor?: 'capacity';
+}
+
+/** The placement part of a session's view, once there is something to say. */
+export function placementView(p: Placement): Pick<SessionView, 'placement'> {
+  if (!p.jobId && p.gen === 0) return {};
+  return {
+    placement: {
+      generation: p.gen,
+      ...(p.workerId ? { workerId: p.workerId } : {}),
+      ...(p.jobId ? { jobId: p.jobId } : {}),
+      ...(p.acceptedAt ? { acceptedAt: new Date(p.acceptedAt).toISOString() } : {}),
+      placedAgain: p.placements,
+      recoveries: p.recoveries,
+    },
+  };
 }
 
 const iso = (d: Date | string) => new Date(d).toISOString();

@@ -35,7 +35,30 @@ export interface Machine {
   loadAtEnd?: string;
 }
 
+/** The previous report's medians, by section title and figure name, to print beside the new ones. */
+export interface Previous {
+  date: string;
+  medians: Map<string, string>;
+}
+
+const key = (section: string, figure: string) => `${section.replace(/\s*\(issue \d+\)$/, '')}|${figure}`;
+
+/** Reads the Summary table of an earlier docs/BENCHMARKS.md. */
+export function previousReport(md: string): Previous | undefined {
+  const date = /^- Date: (\S+)/m.exec(md)?.[1];
+  if (!date) return undefined;
+  const medians = new Map<string, string>();
+  const summary = md.split('## Summary')[1]?.split('\n## ')[0] ?? '';
+  for (const line of summary.split('\n')) {
+    const cells = line.split('|').map((c) => c.trim());
+    if (cells.length < 5 || cells[1] === 'Benchmark' || cells[1]?.startsWith('---')) continue;
+    medians.set(key(cells[1]!, cells[2]!), cells[3]!);
+  }
+  return { date, medians };
+}
+
 export interface ReportInput {
+  previous?: Previous;
   date: string;
   command: string;
   machine: Machine;
@@ -116,13 +139,15 @@ export function renderReport(r: ReportInput): string {
   out.push('');
   out.push('## Summary');
   out.push('');
-  out.push('| Benchmark | Figure | Median | Baseline | Ratio | Target | Met |');
-  out.push('| --- | --- | ---: | ---: | ---: | --- | --- |');
+  const prev = (s: Section, f: Figure) => r.previous?.medians.get(key(s.title, f.name)) ?? '—';
+  if (r.previous) out.push(`"Previous" is the median the report of ${r.previous.date} gave for the same figure (— where it had none).`, '');
+  out.push(`| Benchmark | Figure | Median | ${r.previous ? 'Previous | ' : ''}Baseline | Ratio | Target | Met |`);
+  out.push(`| --- | --- | ---: | ${r.previous ? '---: | ' : ''}---: | ---: | --- | --- |`);
   for (const s of r.sections) {
     for (const f of s.figures) {
       const e = evaluate(f);
       out.push(
-        `| ${s.title} | ${f.name} | ${fmt(e.value)} ${f.unit} | ${fmt(e.baseline)} ${f.baseline.unit} (${f.baseline.name}) | ${fmt(e.ratio)} | ${targetText(f)} | ${e.met === undefined ? '—' : e.met ? 'yes' : '**no**'} |`,
+        `| ${s.title} | ${f.name} | ${fmt(e.value)} ${f.unit} | ${r.previous ? `${prev(s, f)} | ` : ''}${fmt(e.baseline)} ${f.baseline.unit} (${f.baseline.name}) | ${fmt(e.ratio)} | ${targetText(f)} | ${e.met === undefined ? '—' : e.met ? 'yes' : '**no**'} |`,
       );
     }
   }
@@ -134,12 +159,12 @@ export function renderReport(r: ReportInput): string {
       out.push(p);
       out.push('');
     }
-    out.push('| Figure | Runs | Median | Baseline | Baseline runs | Baseline median | Ratio | Target | Met |');
-    out.push('| --- | --- | ---: | --- | --- | ---: | ---: | --- | --- |');
+    out.push(`| Figure | Runs | Median | ${r.previous ? 'Previous | ' : ''}Baseline | Baseline runs | Baseline median | Ratio | Target | Met |`);
+    out.push(`| --- | --- | ---: | ${r.previous ? '---: | ' : ''}--- | --- | ---: | ---: | --- | --- |`);
     for (const f of s.figures) {
       const e = evaluate(f);
       out.push(
-        `| ${f.name} | ${f.runs.map(fmt).join(', ')} | ${fmt(e.value)} ${f.unit} | ${f.baseline.name} | ${f.baseline.runs.map(fmt).join(', ')} | ${fmt(e.baseline)} ${f.baseline.unit} | ${fmt(e.ratio)} | ${targetText(f)} | ${e.met === undefined ? '—' : e.met ? 'yes' : '**no**'} |`,
+        `| ${f.name} | ${f.runs.map(fmt).join(', ')} | ${fmt(e.value)} ${f.unit} | ${r.previous ? `${prev(s, f)} | ` : ''}${f.baseline.name} | ${f.baseline.runs.map(fmt).join(', ')} | ${fmt(e.baseline)} ${f.baseline.unit} | ${fmt(e.ratio)} | ${targetText(f)} | ${e.met === undefined ? '—' : e.met ? 'yes' : '**no**'} |`,
       );
     }
     out.push('');

@@ -2,3 +2,4 @@
 export const SESSION_ATTRIBUTE = 'agent-runtime.session-id';
 export const AGENT_ATTRIBUTE = 'agent-runtime.agent-id';
 export const WORKER_ATTRIBUTE = 'agent-runtime.worker-id';
+export const GENERATION_ATTRIBUTE = 'agent-runtime.generation';

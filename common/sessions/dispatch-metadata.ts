@@ -4,8 +4,18 @@ import type { SessionJob } from './schema.js';
  * The dispatch metadata the worker reads: the caller's metadata with ours last,
  * so a caller cannot change which agent runs or which session it reports to.
  */
-export function dispatchMetadata(job: Pick<SessionJob, 'agentId' | 'sessionId' | 'metadata' | 'requestedAt'>, configVersion: number): string {
-  return JSON.stringify({ ...job.metadata, agentId: job.agentId, sessionId: job.sessionId, configVersion, requestedAt: job.requestedAt });
+export function dispatchMetadata(job: Pick<SessionJob, 'agentId' | 'sessionId' | 'metadata' | 'requestedAt'>, configVersion: number, generation = 0): string {
+  return JSON.stringify({ ...job.metadata, agentId: job.agentId, sessionId: job.sessionId, configVersion, requestedAt: job.requestedAt, ...(generation ? { generation } : {}) });
+}
+
+/** The placement generation a dispatch was made for (common/sessions/placement.ts); 0 when it says none. */
+export function generationOf(metadata: string): number {
+  try {
+    const v = (JSON.parse(metadata) as { generation?: unknown }).generation;
+    return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : 0;
+  } catch {
+    return 0;
+  }
 }
 
 export function sessionIdOf(metadata: string): string | undefined {

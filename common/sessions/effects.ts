@@ -5,6 +5,7 @@ import { callbacksQueue, enqueueCallback, type CallbackJob } from '../callbacks.
 import type { Logger } from '../logger.js';
 import { AgentSlots } from './agent-slots.js';
 import { sessionLock } from './lock.js';
+import { Placements } from './placement.js';
 import { sessionModels, type SessionDoc, type SessionModels } from './model.js';
 import { TERMINAL_STATUSES, type SessionStatus } from './schema.js';
 import { SessionStore } from './store.js';
@@ -27,13 +28,15 @@ export function callbackPayload(s: SessionDoc, previousStatus: SessionStatus | u
 
 /**
  * What follows a status change, wherever it happens: a session that is over
- * gives back its agent slot, and its callback (if any) is queued. Neither can
- * fail the change itself.
+ * gives back its agent slot and closes its placement, and its callback (if
+ * any) is queued. None of these can fail the change itself.
  */
-export function wireSessionEffects(store: SessionStore, o: { slots: AgentSlots; callbacks: Queue<CallbackJob>; logger: Logger }): void {
+export function wireSessionEffects(store: SessionStore, o: { slots: AgentSlots; placements: Placements; callbacks: Queue<CallbackJob>; logger: Logger }): void {
   store.onTransition(async (doc, from) => {
     if (TERMINAL_STATUSES.includes(doc.status)) {
       await o.slots.release(doc.agentId, doc._id).catch((err) => o.logger.warn({ err: (err as Error).message }, 'agent slot not released'));
+      // No job of the session may be taken from now on, and its worker no longer holds it.
+      await o.placements.finish(doc._id).catch((err) => o.logger.warn({ sessionId: doc._id, err: (err as Error).message }, 'placement not closed'));
     }
     if (doc.callbackUrl) {
       await enqueueCallback(o.callbacks, doc.callbackUrl, callbackPayload(doc, from)).catch((err) =>
@@ -47,6 +50,7 @@ export interface SessionRecords {
   store: SessionStore;
   models: SessionModels;
   slots: AgentSlots;
+  placements: Placements;
   callbacks: Queue<CallbackJob>;
 }
 
@@ -55,12 +59,13 @@ export interface SessionRecords {
  * MongoDB, moves serialised by a per-session Redis lock, and the effects of a
  * move wired in, so a status change behaves the same wherever it is made.
  */
-export async function sessionRecords(mongo: Connection, redis: Redis, prefix: string, logger: Logger): Promise<SessionRecords> {
+export async function sessionRecords(mongo: Connection, redis: Redis, prefix: string, logger: Logger, agentName: string): Promise<SessionRecords> {
   const models = await sessionModels(mongo);
   const store = new SessionStore(models, sessionLock(redis, prefix));
   const slots = new AgentSlots(redis, prefix);
+  const placements = new Placements(redis, prefix, agentName);
   const callbacks = callbacksQueue(redis, prefix);
   callbacks.on('error', (err) => logger.debug({ err: err.message }, 'callbacks queue error'));
-  wireSessionEffects(store, { slots, callbacks, logger });
-  return { store, models, slots, callbacks };
+  wireSessionEffects(store, { slots, placements, callbacks, logger });
+  return { store, models, slots, placements, callbacks };
 }

@@ -4,9 +4,10 @@ import { metadataSchema } from '../schemas/json.js';
 
 /** The session request contract: body of POST /api/sessions and of each batch item. */
 
-export const SESSION_STATUSES = ['queued', 'dispatching', 'dispatched', 'active', 'ended', 'failed', 'cancelled'] as const;
+export const SESSION_STATUSES = ['queued', 'dispatching', 'dispatched', 'active', 'recovering', 'ended', 'failed', 'cancelled'] as const;
 export type SessionStatus = (typeof SESSION_STATUSES)[number];
 export const TERMINAL_STATUSES: readonly SessionStatus[] = ['ended', 'failed', 'cancelled'];
+export const OPEN_STATUSES: readonly SessionStatus[] = SESSION_STATUSES.filter((s) => !TERMINAL_STATUSES.includes(s));
 
 /** LiveKit room names: what the server accepts, minus characters that make trouble in URLs and logs. */
 export const roomNameSchema = z
@@ -79,12 +80,12 @@ export interface SessionJob {
   callbackUrl?: string;
   requestedAt: string;
   /**
-   * The room is this session's alone and every way it can come to exist (the
-   * dispatcher's createRoom, the participant token's dispatch on join) brings
-   * this session's dispatch with it; so creating the room with the dispatch is
-   * all the dispatcher has to do. Unset when the caller named the room or the
-   * token carries no dispatch (scheduled, capped agent): the room may then exist
-   * without one, and the dispatcher looks.
+   * The placement generation this job dispatches (common/sessions/placement.ts).
+   * Unset for a session's first dispatch, which creates its room; a later one
+   * (LiveKit dropped the job, the worker died, the agent never joined) replaces
+   * the room's earlier dispatches.
    */
-  exclusiveRoom?: true;
+  generation?: number;
+  /** Set on the job that places a session again because its agent never joined: the count to record. */
+  redispatches?: number;
 }

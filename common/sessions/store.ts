@@ -36,6 +36,21 @@ export function recordFromJob(job: SessionJob): Omit<SessionDoc, 'status' | 'tra
   };
 }
 
+/** The job that dispatches a recorded session again. */
+export function jobFromRecord(s: SessionDoc, generation: number): SessionJob {
+  return {
+    sessionId: s._id,
+    agentId: s.agentId,
+    roomName: s.roomName,
+    participantIdentity: s.participantIdentity,
+    ...(s.metadata ? { metadata: s.metadata } : {}),
+    ...(s.batchId ? { batchId: s.batchId } : {}),
+    ...(s.callbackUrl ? { callbackUrl: s.callbackUrl } : {}),
+    requestedAt: new Date(s.requestedAt).toISOString(),
+    generation,
+  };
+}
+
 export function queuedRecord(job: SessionJob): SessionDoc {
   const base = recordFromJob(job);
   return { ...base, status: 'queued', transitions: [{ status: 'queued', at: base.requestedAt }], updatedAt: base.requestedAt };

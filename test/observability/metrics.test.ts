@@ -30,7 +30,7 @@ describe('metrics', function () {
     const res = await api.call('GET', '/api/metrics');
     expect(res.status).to.equal(200);
     expect(res.body.sessions.dispatched).to.be.at.least(20);
-    expect(res.body.sessions).to.have.all.keys('queued', 'dispatching', 'dispatched', 'active', 'ended', 'failed', 'cancelled');
+    expect(res.body.sessions).to.have.all.keys('queued', 'dispatching', 'dispatched', 'active', 'recovering', 'ended', 'failed', 'cancelled');
     expect(res.body.activeSessionsByAgent).to.deep.equal({});
     expect(res.body.queue.depth).to.be.a('number');
     const lat = res.body.dispatchLatencySeconds;

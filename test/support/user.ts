@@ -3,6 +3,8 @@ import {
   AudioStream,
   LocalAudioTrack,
   LocalVideoTrack,
+  ParticipantKind,
+  Room,
   RoomEvent,
   TrackKind,
   TrackPublishOptions,
@@ -12,10 +14,11 @@ import {
   VideoSource,
   type RemoteParticipant,
   type RemoteTrack,
-  type Room,
 } from '@livekit/rtc-node';
 import { pcmToFrames, rms } from './fakes/audio.js';
-import { joinRoom } from './participant.js';
+
+/** RMS (full scale 1) above which the agent's audio counts as heard. */
+const AUDIBLE = 0.01;
 
 export interface Heard {
   from: string;
@@ -29,12 +32,35 @@ export interface Heard {
  */
 export class TestUser {
   readonly transcripts: Heard[] = [];
+  /** Every agent participant seen in the room, with when it joined (and left), in ms. */
+  readonly agents: { identity: string; joinedAt: number; leftAt?: number }[] = [];
+  /** When agent audio louder than the floor was first heard (ms). */
+  firstAgentAudioAt: number | undefined;
   loudestAgentAudio = 0;
   private constructor(readonly room: Room) {}
 
-  static async join(url: string, token: string): Promise<TestUser> {
-    const room = await joinRoom(url, token);
+  private mic: { source: AudioSource; sampleRate: number } | undefined;
+
+  /**
+   * Joins the room. With `microphone` the user publishes a microphone track at
+   * once, as a real client does: LiveKit tells others about a publisher's
+   * leave at once, a listener's only with its next batch (up to 3 s later).
+   */
+  static async join(url: string, token: string, o: { microphone?: boolean } = {}): Promise<TestUser> {
+    const room = new Room();
     const user = new TestUser(room);
+    const seen = (p: RemoteParticipant) => {
+      if (p.kind === ParticipantKind.AGENT && p.identity.startsWith('agent-') && !user.agents.some((a) => a.identity === p.identity)) {
+        user.agents.push({ identity: p.identity, joinedAt: Date.now() });
+      }
+    };
+    room.on(RoomEvent.ParticipantConnected, seen);
+    room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
+      const a = user.agents.find((x) => x.identity === p.identity);
+      if (a && a.leftAt === undefined) a.leftAt = Date.now();
+    });
+    await room.connect(url, token, { autoSubscribe: true, dynacast: false });
+    for (const p of room.remoteParticipants.values()) seen(p);
     room.registerTextStreamHandler('lk.transcription', async (reader, info) => {
       const text = await reader.readAll();
       if (process.env.TEST_WORKER_LOGS) process.stderr.write(`[user] heard from ${info.identity}: ${text}\n`);
@@ -44,20 +70,31 @@ export class TestUser {
       if (track.kind !== TrackKind.KIND_AUDIO) return;
       void (async () => {
         for await (const frame of new AudioStream(track)) {
-          user.loudestAgentAudio = Math.max(user.loudestAgentAudio, rms(new Int16Array(frame.data.buffer, frame.data.byteOffset, frame.data.length)));
+          const level = rms(new Int16Array(frame.data.buffer, frame.data.byteOffset, frame.data.length));
+          if (level > AUDIBLE && user.firstAgentAudioAt === undefined) user.firstAgentAudioAt = Date.now();
+          user.loudestAgentAudio = Math.max(user.loudestAgentAudio, level);
         }
       })().catch(() => undefined);
       void participant;
     };
     room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack, _pub, p: RemoteParticipant) => listen(track, p));
+    if (o.microphone) await user.microphone(48000);
     return user;
   }
 
-  /** Speaks `pcm` (16-bit mono at `sampleRate`) in real time on a microphone track. */
-  async speak(pcm: Int16Array, sampleRate: number): Promise<void> {
+  /** The user's microphone track (published once). */
+  private async microphone(sampleRate: number): Promise<AudioSource> {
+    if (this.mic && this.mic.sampleRate === sampleRate) return this.mic.source;
     const source = new AudioSource(sampleRate, 1);
     const track = LocalAudioTrack.createAudioTrack('mic', source);
     await this.room.localParticipant!.publishTrack(track, new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+    this.mic = { source, sampleRate };
+    return source;
+  }
+
+  /** Speaks `pcm` (16-bit mono at `sampleRate`) in real time on the microphone track. */
+  async speak(pcm: Int16Array, sampleRate: number): Promise<void> {
+    const source = await this.microphone(sampleRate);
     for (const frame of pcmToFrames(pcm, sampleRate, 10)) await source.captureFrame(frame);
     await source.waitForPlayout();
   }
@@ -72,6 +109,11 @@ export class TestUser {
     await this.room.localParticipant!.publishTrack(track, new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA }));
     const timer = setInterval(() => source.captureFrame(frame), 100);
     return () => clearInterval(timer);
+  }
+
+  /** Agents in the room now. */
+  get agentsPresent(): string[] {
+    return this.agents.filter((a) => a.leftAt === undefined).map((a) => a.identity);
   }
 
   said(text: string): boolean {

@@ -11,18 +11,24 @@ export interface WorkerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** The real worker entry point (`worker/main.ts dev`, or `start` as in production) as its own process group. */
+/**
+ * The real worker entry point (`worker/main.ts dev`, or `start` as in
+ * production) as its own process group; resolves once it takes jobs. Unless
+ * overridden: one warm process (each costs a core-second or two to start on
+ * the test machine) and no CPU guard (the suite loads the machine).
+ */
 export async function spawnWorker(env: Record<string, string>, overrides: Record<string, string> = {}, mode: 'dev' | 'start' = 'dev'): Promise<WorkerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', mode], {
-    env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_LOAD_THRESHOLD: '1', WORKER_MAX_JOBS: '50', WORKER_IDLE_PROCESSES: '1', ...overrides },
+    env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_LOAD_THRESHOLD: '1', WORKER_IDLE_PROCESSES: '1', ...overrides },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
   const lines: string[] = [];
   let metricsPort = 0;
   let healthPort = 0;
+  // Ready when it takes jobs: registered with LiveKit and a job process warm.
   const registered = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker did not register:\n${lines.slice(-30).join('\n')}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`worker did not get ready:\n${lines.slice(-30).join('\n')}`)), 90_000);
     for (const s of [child.stdout!, child.stderr!]) {
       readline.createInterface({ input: s }).on('line', (line) => {
         lines.push(line);
@@ -31,7 +37,7 @@ export async function spawnWorker(env: Record<string, string>, overrides: Record
         if (port) metricsPort = Number(port[1]);
         const health = /Server is listening on port (\d+)/.exec(line);
         if (health) healthPort = Number(health[1]);
-        if (line.includes('registered worker')) {
+        if (line.includes('taking jobs')) {
           clearTimeout(timer);
           resolve();
         }

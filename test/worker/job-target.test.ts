@@ -19,11 +19,11 @@ describe('worker: which agent a job is for, and its pipeline', () => {
   before(() => initializeLogger({ pretty: false, level: 'warn' }));
 
   it('takes the agent id from the dispatch metadata, else from the room name', () => {
-    expect(jobTarget(JSON.stringify({ agentId: '12', sessionId: 'ses_x', configVersion: 3 }), 'anything')).to.deep.equal({ agentId: '12', sessionId: 'ses_x', configVersion: 3 });
-    expect(jobTarget('', 'agent-123-room')).to.deep.equal({ agentId: '123' });
-    expect(jobTarget('not json', 'agent-7-room-abcdefghij012345')).to.deep.equal({ agentId: '7' });
-    expect(jobTarget(JSON.stringify({ agentId: 5 }), undefined)).to.deep.equal({ agentId: '5' });
-    expect(jobTarget('[1,2]', 'lobby')).to.deep.equal({});
+    expect(jobTarget(JSON.stringify({ agentId: '12', sessionId: 'ses_x', configVersion: 3, generation: 2 }), 'anything')).to.deep.equal({ agentId: '12', sessionId: 'ses_x', configVersion: 3, generation: 2 });
+    expect(jobTarget('', 'agent-123-room')).to.deep.equal({ agentId: '123', generation: 0 });
+    expect(jobTarget('not json', 'agent-7-room-abcdefghij012345')).to.deep.equal({ agentId: '7', generation: 0 });
+    expect(jobTarget(JSON.stringify({ agentId: 5, generation: -1 }), undefined)).to.deep.equal({ agentId: '5', generation: 0 });
+    expect(jobTarget('[1,2]', 'lobby')).to.deep.equal({ generation: 0 });
   });
 
   it('asks for the target language when the agent translates', () => {

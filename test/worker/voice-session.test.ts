@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { livekitClients } from '../../common/livekit.js';
 import type { RunningDispatcher } from '../../dispatcher/server.js';
-import { agentBody, startTestApi, type TestApi } from '../support/api.js';
+import { agentBody, startTestApi, WITH_WORKERS, type TestApi } from '../support/api.js';
 import { startTestDispatcher } from '../support/dispatcher.js';
 import { speechPcm } from '../support/fakes/audio.js';
 import { startFakeBitHuman, type FakeBitHuman } from '../support/fakes/bithuman.js';
@@ -39,7 +39,7 @@ describe('the agent worker, end to end on a real LiveKit server with local fakes
     [openai, deepgram] = await Promise.all([startFakeOpenAI(), startFakeDeepgram()]);
     bithuman = await startFakeBitHuman({ secret: BITHUMAN_SECRET });
     livekit = await OwnLivekit.create();
-    api = await startTestApi({ LIVEKIT_URL: livekit.url });
+    api = await startTestApi({ LIVEKIT_URL: livekit.url, ...WITH_WORKERS });
     livekit.webhookUrl = `${api.url}/api/livekit/webhook`;
     await livekit.up();
     dispatcher = await startTestDispatcher(api.env);

@@ -1,0 +1,110 @@
+import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import { AGENT_KIND } from '../common/livekit.js';
+import type { Recovery } from '../common/queue.js';
+import type { Placements } from '../common/sessions/placement.js';
+import { TERMINAL_STATUSES, type SessionJob } from '../common/sessions/schema.js';
+import { jobFromRecord, type SessionStore } from '../common/sessions/store.js';
+import type { WorkerCapacity } from '../common/workers/capacity.js';
+import { withdrawSessionDispatches } from './session-dispatches.js';
+
+/**
+ * What the dispatcher does after a dispatch, so that a session gets its agent
+ * and keeps one. Each is a job of the `join-checks` queue (durable, retried,
+ * deduplicated by id):
+ *
+ * - placement: about a second after a dispatch, was its job taken by a
+ *   worker? LiveKit drops a job no worker could take and never offers it
+ *   again; then the session is placed again, with backoff, for as long as it
+ *   is wanted.
+ * - join: AGENT_JOIN_TIMEOUT after the job was taken, has the agent joined?
+ *   The last resort for a job taken and then lost: placed again once, then
+ *   the session fails `agent_never_joined`.
+ * - recover: the worker serving a session died (its heartbeat lapsed) or its
+ *   agent left while the user stayed: with the user still in the room, a new
+ *   agent is placed there and continues the conversation; without, the
+ *   session ends.
+ */
+export interface PlacementDeps {
+  store: SessionStore;
+  placements: Placements;
+  capacity: WorkerCapacity;
+  rooms: RoomServiceClient;
+  dispatch: AgentDispatchClient;
+  agentName: string;
+  /** DISPATCH_MODE=capacity: jobs are claimed by workers, so whether one was taken is known. */
+  claims: boolean;
+  /** Queues the job of a later generation (at the head of the queue). */
+  requeue(job: SessionJob): Promise<void>;
+}
+
+/** Delay of the placement check after generation `gen`'s dispatch: 1 s, then backing off to 8 s. */
+export function placementCheckDelay(gen: number): number {
+  return Math.min(8000, Math.round(1000 * 1.5 ** gen));
+}
+
+export type PlacementOutcome = 'taken' | 'placed-again' | 'moved-on';
+
+export async function checkPlacement(job: SessionJob, d: PlacementDeps): Promise<PlacementOutcome> {
+  const gen = job.generation ?? 0;
+  const p = await d.placements.get(job.sessionId);
+  if (p.over || p.gen !== gen) return 'moved-on';
+  if (p.jobId) return 'taken';
+  const r = await d.placements.replace(job.sessionId, { gen });
+  if ('refused' in r) return r.refused === 'placed' ? 'taken' : 'moved-on';
+  await d.requeue({ ...job, generation: r.gen });
+  return 'placed-again';
+}
+
+export type JoinOutcome = 'joined-or-over' | 'redispatched' | 'failed';
+
+export async function checkAgentJoined(check: { sessionId: string; generation: number }, d: PlacementDeps): Promise<JoinOutcome> {
+  const s = await d.store.get(check.sessionId);
+  if (!s || (s.status !== 'dispatched' && s.status !== 'recovering')) return 'joined-or-over';
+  if (!s.redispatches) {
+    // Take the session from the job that never joined (force), unless it moved on since.
+    const r = await d.placements.replace(s._id, { gen: check.generation, force: true });
+    if ('refused' in r) return 'joined-or-over';
+    await d.requeue({ ...jobFromRecord(s, r.gen), redispatches: 1 });
+    return 'redispatched';
+  }
+  await withdrawSessionDispatches(d.dispatch, d.agentName, { roomName: s.roomName, sessionId: s._id });
+  return (await d.store.transition(s._id, 'failed', { failureReason: 'agent_never_joined' })) ? 'failed' : 'joined-or-over';
+}
+
+/** A session whose agents died this often is not placed again: something in it kills them. */
+export const MAX_RECOVERIES = 3;
+
+export type RecoveryOutcome = 'replaced' | 'ended' | 'moved-on' | 'alive';
+
+export async function recoverSession(r: Recovery, d: PlacementDeps): Promise<RecoveryOutcome> {
+  const p = await d.placements.get(r.sessionId);
+  if (p.over || (r.workerId && p.workerId !== r.workerId) || (r.jobId && p.jobId !== r.jobId)) return 'moved-on';
+  // A worker that beats again was only slow: it keeps its sessions.
+  if (r.workerId && (await d.capacity.isLive(r.workerId))) return 'alive';
+  const s = await d.store.get(r.sessionId);
+  if (!s || TERMINAL_STATUSES.includes(s.status)) return 'moved-on';
+
+  const people = await d.rooms.listParticipants(s.roomName).catch((err: { status?: number; code?: string }) => {
+    if (err?.status === 404 || err?.code === 'not_found') return [];
+    throw err;
+  });
+  // Nobody left to talk to, or agents that keep dying in this session: it is over.
+  if (!people.some((x) => x.kind !== AGENT_KIND) || p.recoveries >= MAX_RECOVERIES) {
+    const activeAt = s.transitions.find((t) => t.status === 'active')?.at;
+    const endedAt = new Date();
+    await d.store.transition(s._id, 'ended', {
+      endedAt,
+      durationSeconds: activeAt ? Math.round((endedAt.getTime() - new Date(activeAt).getTime()) / 100) / 10 : 0,
+      failureReason: 'agent_lost',
+    });
+    return 'ended';
+  }
+
+  if (s.status === 'active') await d.store.transition(s._id, 'recovering');
+  const next = await d.placements.replace(s._id, { gen: p.gen, force: true, recovery: true });
+  if ('refused' in next) return 'moved-on';
+  // The dead agent stays in the room until LiveKit times its connection out (~20 s): take it out now.
+  if (p.jobId) await d.rooms.removeParticipant(s.roomName, `agent-${p.jobId}`).catch(() => undefined);
+  await d.requeue(jobFromRecord(s, next.gen));
+  return 'replaced';
+}

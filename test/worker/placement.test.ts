@@ -1,0 +1,239 @@
+import { expect } from 'chai';
+import { createRedis } from '../../common/redis.js';
+import { livekitClients } from '../../common/livekit.js';
+import { WorkerCapacity } from '../../common/workers/capacity.js';
+import type { RunningDispatcher } from '../../dispatcher/server.js';
+import { agentBody, startTestApi, WITH_WORKERS, type TestApi } from '../support/api.js';
+import { startTestDispatcher } from '../support/dispatcher.js';
+import { speechPcm } from '../support/fakes/audio.js';
+import { DEFAULT_DEEPGRAM_TRANSCRIPT, startFakeDeepgram, type FakeDeepgram } from '../support/fakes/deepgram.js';
+import { DEFAULT_CHAT_REPLY, messageText, startFakeOpenAI, type FakeOpenAI } from '../support/fakes/openai.js';
+import { OwnLivekit } from '../support/livekit-server.js';
+import { sample } from '../support/prometheus-text.js';
+import { until } from '../support/sessions.js';
+import { TestUser } from '../support/user.js';
+import { spawnWorker, type WorkerProcess } from '../support/worker.js';
+
+interface Created {
+  sessionId: string;
+  roomName: string;
+  participantToken: string;
+  postedAt: number;
+}
+
+describe('placement: every session gets its agent in about a second and keeps one', function () {
+  this.timeout(240_000);
+  let livekit: OwnLivekit;
+  let api: TestApi;
+  let dispatcher: RunningDispatcher;
+  let openai: FakeOpenAI;
+  let deepgram: FakeDeepgram;
+  let providers: Record<string, string>;
+  let capacity: WorkerCapacity;
+  let redis: ReturnType<typeof createRedis>;
+  const workers: WorkerProcess[] = [];
+  const users: TestUser[] = [];
+
+  const view = async (id: string) => (await api.call('GET', `/api/sessions/${id}`)).body;
+  async function post(agentId: string): Promise<Created> {
+    const postedAt = Date.now();
+    const r = await api.call('POST', '/api/sessions', { agentId });
+    expect(r.status).to.equal(202);
+    return { ...r.body, postedAt };
+  }
+  async function join(s: Created): Promise<TestUser> {
+    const u = await TestUser.join(livekit.url, s.participantToken, { microphone: true });
+    users.push(u);
+    return u;
+  }
+  async function worker(overrides: Record<string, string>): Promise<WorkerProcess> {
+    const w = await spawnWorker(api.env, { ...providers, ...overrides });
+    workers.push(w);
+    return w;
+  }
+  async function stopWorkers() {
+    await Promise.all(workers.splice(0).map((w) => w.kill()));
+  }
+  const workerIdOf = async (w: WorkerProcess) =>
+    until(async () => (await capacity.summary()).workers.find((x) => x.pid === w.child.pid)?.id, 10_000, 50);
+
+  before(async function () {
+    this.timeout(120_000);
+    [openai, deepgram] = await Promise.all([startFakeOpenAI(), startFakeDeepgram()]);
+    livekit = await OwnLivekit.create();
+    api = await startTestApi({ LIVEKIT_URL: livekit.url, ...WITH_WORKERS });
+    livekit.webhookUrl = `${api.url}/api/livekit/webhook`;
+    await livekit.up();
+    dispatcher = await startTestDispatcher(api.env);
+    providers = { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, DEEPGRAM_API_KEY: 'dg-test', DEEPGRAM_BASE_URL: deepgram.url };
+    redis = createRedis(api.env.REDIS_URL!);
+    capacity = new WorkerCapacity(redis, api.env.QUEUE_PREFIX!, api.env.AGENT_NAME!);
+    await api.call('POST', '/api/agents/register', agentBody('desk', { greeting: 'Desk here.' }));
+  });
+  afterEach(async function () {
+    this.timeout(60_000);
+    await Promise.all(users.splice(0).map((u) => u.leave()));
+    await stopWorkers();
+  });
+  after(async function () {
+    this.timeout(60_000);
+    await dispatcher?.stop();
+    await api?.stop();
+    await livekit?.destroy();
+    await Promise.all([openai?.close(), deepgram?.close()]);
+    redis?.disconnect();
+  });
+
+  it('is not ready before a worker can take a job; the first session after ready has its agent within 3 s (default worker settings)', async () => {
+    const before = await fetch(`${api.url}/readyz`);
+    expect(before.status).to.equal(503);
+    expect(((await before.json()) as { detail: string }).detail).to.include('no agent worker ready');
+    // As `npm start` runs it: default job slots, warm pool and CPU guard; not waiting for it here.
+    const spawned = spawnWorker(api.env, { ...providers, WORKER_LOAD_THRESHOLD: '', WORKER_IDLE_PROCESSES: '' });
+    await until(async () => (await fetch(`${api.url}/readyz`)).status === 200, 90_000, 50);
+    const s = await post('desk');
+    const user = await join(s);
+    await until(async () => user.agents.length > 0, 15_000, 20);
+    expect(user.agents[0]!.joinedAt - s.postedAt, 'POST → agent joined (ms)').to.be.below(3000);
+    workers.push(await spawned);
+    await until(async () => user.said('Desk here.'), 15_000, 50);
+  });
+
+  it('with WORKER_MAX_JOBS=1, three sessions with users in their rooms each get their agent within 2 s of the previous one ending; one agent per room', async () => {
+    await worker({ WORKER_MAX_JOBS: '1', WORKER_IDLE_PROCESSES: '2' });
+    const sessions = await Promise.all([post('desk'), post('desk'), post('desk')]);
+    const rooms = await Promise.all(sessions.map(join));
+    // The first one's agent comes at once; the others wait for the slot, and say so.
+    const first = await until(async () => {
+      const got = rooms.findIndex((u) => u.agents.length > 0);
+      return got >= 0 ? got : undefined;
+    }, 15_000, 20);
+    const order = [first, ...[0, 1, 2].filter((i) => i !== first)];
+    const waiting = await view(sessions[order[1]!]!.sessionId);
+    expect(waiting.status).to.equal('queued');
+    expect(waiting.waitingFor).to.equal('capacity');
+
+    for (let k = 0; k < 2; k++) {
+      const done = rooms[order[k]!]!;
+      const next = rooms[order[k + 1]!]!;
+      await until(async () => done.said('Desk here.'), 20_000, 50);
+      expect(next.agents, 'no agent while the only slot is taken').to.have.length(0);
+      const leftAt = Date.now();
+      await done.leave();
+      await until(async () => next.agents.length > 0, 15_000, 20);
+      expect(next.agents[0]!.joinedAt - leftAt, 'previous user left → next agent joined (ms)').to.be.below(2000);
+      await until(async () => (await view(sessions[order[k]!]!.sessionId)).status === 'ended', 15_000, 100);
+    }
+    await until(async () => rooms[order[2]!]!.said('Desk here.'), 20_000, 50);
+    for (const u of rooms) expect(u.agents, 'agents that joined this room').to.have.length(1);
+    for (const s of sessions) {
+      const v = await view(s.sessionId);
+      expect(v.placement.generation, 'never placed again').to.equal(0);
+      expect(v.placement.acceptedAt).to.be.a('string');
+      expect(v.transitions.map((t: { status: string }) => t.status).slice(0, 3)).to.deep.equal(['queued', 'dispatched', 'active']);
+    }
+  });
+
+  it('a worker full when a session is dispatched and free 5 s later: the agent joins within 2 s of it freeing', async () => {
+    await worker({ WORKER_MAX_JOBS: '1', WORKER_IDLE_PROCESSES: '2' });
+    // Its one slot goes to a job this API knows nothing of (a dispatch made straight at LiveKit).
+    const { dispatch, rooms } = livekitClients({ ...api.env, LIVEKIT_URL: livekit.url } as never);
+    await dispatch.createDispatch('other-room', api.env.AGENT_NAME!, { metadata: JSON.stringify({ agentId: 'desk' }) });
+    await until(async () => (await capacity.summary()).workers[0]?.busy === 1, 20_000, 50);
+    const s = await post('desk');
+    const user = await join(s);
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(user.agents).to.have.length(0);
+    expect((await view(s.sessionId)).waitingFor).to.equal('capacity');
+    // The other job ends with its room: the worker reports its slot free.
+    await rooms.deleteRoom('other-room');
+    const freedAt = await until(async () => ((await capacity.summary()).workers[0]?.free ? Date.now() : undefined), 15_000, 20);
+    await until(async () => user.agents.length > 0, 15_000, 20);
+    expect(user.agents[0]!.joinedAt - freedAt, 'slot freed → agent joined (ms)').to.be.below(2000);
+    await until(async () => user.said('Desk here.'), 20_000, 50);
+  });
+
+  it('a worker killed with its heartbeat live stops counting within the heartbeat TTL, and the waiting session goes to the other worker', async () => {
+    const a = await worker({ WORKER_MAX_JOBS: '1', WORKER_IDLE_PROCESSES: '1' });
+    const b = await worker({ WORKER_MAX_JOBS: '1', WORKER_IDLE_PROCESSES: '1' });
+    const [aId, bId] = [await workerIdOf(a), await workerIdOf(b)];
+    // B's slot is taken by a session; A's is free.
+    const s0 = await post('desk');
+    const u0 = await join(s0);
+    await until(async () => u0.said('Desk here.'), 20_000, 50);
+    const holder = (await view(s0.sessionId)).placement.workerId;
+    const [victim, victimId, survivorId] = holder === aId ? [b, bId, aId] : [a, aId, bId];
+    expect((await capacity.summary()).freeSlots).to.equal(1);
+
+    const killedAt = Date.now();
+    await victim.kill('SIGKILL');
+    workers.splice(workers.indexOf(victim), 1);
+    // Asked for at once: the dead worker's slot may still count, but the session must not be lost.
+    const s1 = await post('desk');
+    const u1 = await join(s1);
+    const gone = await until(async () => ((await capacity.summary()).workers.some((w) => w.id === victimId) ? undefined : Date.now()), 10_000, 50);
+    expect(gone - killedAt, 'killed → its capacity gone (ms)').to.be.below(2600);
+    await until(async () => (await view(s1.sessionId)).waitingFor === 'capacity', 10_000, 100);
+    expect(u1.agents).to.have.length(0);
+
+    const leftAt = Date.now();
+    await u0.leave();
+    await until(async () => u1.agents.length > 0, 20_000, 20);
+    expect(u1.agents[0]!.joinedAt - leftAt, 'slot freed → agent joined (ms)').to.be.below(3000);
+    const v = await until(async () => {
+      const x = await view(s1.sessionId);
+      return x.status === 'active' ? x : undefined;
+    }, 15_000, 100);
+    expect(v.placement.workerId).to.equal(survivorId);
+    expect(u1.agents).to.have.length(1);
+  });
+
+  it('a worker SIGKILLed mid-conversation: a new agent joins the user within 5 s, continues the conversation, and the session never ends while the user stays', async () => {
+    await worker({ WORKER_MAX_JOBS: '2', WORKER_IDLE_PROCESSES: '1' });
+    await worker({ WORKER_MAX_JOBS: '2', WORKER_IDLE_PROCESSES: '1' });
+    const ids = await Promise.all(workers.map(workerIdOf));
+    const s = await post('desk');
+    const user = await join(s);
+    await until(async () => user.said('Desk here.'), 20_000, 50);
+    await user.speak(speechPcm('what is the weather like today', 48000), 48000);
+    await until(async () => user.said(DEFAULT_CHAT_REPLY), 30_000, 50);
+
+    const holderId = (await view(s.sessionId)).placement.workerId;
+    const victim = workers[ids.indexOf(holderId)]!;
+    const firstAgent = user.agents[0]!.identity;
+    const greetings = user.transcripts.filter((t) => t.text.includes('Desk here.')).length;
+    const chatsBefore = openai.requests.chat.length;
+    const killedAt = Date.now();
+    await victim.kill('SIGKILL');
+    workers.splice(workers.indexOf(victim), 1);
+
+    const statuses: string[] = [];
+    const watch = setInterval(() => void view(s.sessionId).then((v) => statuses.push(v.status), () => undefined), 200);
+    try {
+      const replacement = await until(async () => user.agents.find((a) => a.identity !== firstAgent), 15_000, 20);
+      expect(replacement.joinedAt - killedAt, 'killed → new agent joined (ms)').to.be.below(5000);
+      expect(user.agentsPresent, 'the dead agent is gone from the room').to.deep.equal([replacement.identity]);
+
+      const v = await until(async () => {
+        const x = await view(s.sessionId);
+        return x.status === 'active' && x.placement?.recoveries === 1 ? x : undefined;
+      }, 15_000, 100);
+      const moves = v.transitions.map((t: { status: string }) => t.status);
+      expect(moves).to.deep.equal(['queued', 'dispatched', 'active', 'recovering', 'active']);
+      expect(v.placement.workerId).to.equal(ids.find((id) => id !== holderId));
+
+      // The new agent goes on from the conversation instead of greeting again.
+      await user.speak(speechPcm('and what about tomorrow', 48000), 48000);
+      const req = await until(async () => openai.requests.chat.slice(chatsBefore).find((r) => r.messages.some((m) => m.role === 'user')), 30_000, 50);
+      const said = req.messages.filter((m) => m.role === 'user' || m.role === 'assistant').map((m) => `${m.role}: ${messageText(m)}`);
+      expect(said.length, `messages: ${JSON.stringify(said)}`).to.be.at.least(3);
+      expect(said.slice(0, 3)).to.deep.equal([`assistant: Desk here.`, `user: ${DEFAULT_DEEPGRAM_TRANSCRIPT}`, `assistant: ${DEFAULT_CHAT_REPLY}`]);
+      expect(user.transcripts.filter((t) => t.text.includes('Desk here.')).length, 'greeted once').to.equal(greetings);
+    } finally {
+      clearInterval(watch);
+    }
+    expect(statuses).to.not.include('ended');
+    const text = await (await fetch(`http://127.0.0.1:${dispatcher.metricsPort}/metrics`)).text();
+    expect(sample(text, 'agent_runtime_recoveries_total', { outcome: 'replaced' })).to.be.at.least(1);
+  });
+});

@@ -1,0 +1,107 @@
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { AgentServer, initializeLogger } from '@livekit/agents';
+import { loadConfig, workerEnv } from '../common/config.js';
+import { createLogger } from '../common/logger.js';
+import { createRedis, redisReady } from '../common/redis.js';
+import { Placements } from '../common/sessions/placement.js';
+import { WorkerCapacity } from '../common/workers/capacity.js';
+import { CpuGuard } from './cpu-guard.js';
+import { jobRequestHandler } from './job-request.js';
+import { startMetricsServer } from './metrics.js';
+import { WorkerPresence } from './presence.js';
+import { freePort, serverOptions } from './server-options.js';
+import { workerSizing, type Sizing } from './sizing.js';
+
+export type WorkerMode = 'dev' | 'start';
+
+export interface RunningWorker {
+  id: string;
+  sizing: Sizing;
+  metricsPort: number;
+  healthPort: number;
+  /** Stops taking jobs; in `start` mode waits for the running ones to end (as LiveKit's CLI does), then closes. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The agent worker: a LiveKit agent server registered under AGENT_NAME for
+ * explicit dispatch, whose jobs run in processes of their own (worker/agent.ts).
+ * Around it, this process counts its jobs against its slots, answers job
+ * offers (worker/job-request.ts) and beats its free slots into Redis for the
+ * dispatchers (worker/presence.ts). `dev` logs pretty, `start` is production.
+ * Reads process.env: the job processes it forks inherit it.
+ */
+export async function startWorker(mode: WorkerMode): Promise<RunningWorker> {
+  const config = loadConfig(workerEnv);
+  // The agents library knows no "silent".
+  const level = config.LOG_LEVEL === 'silent' ? 'fatal' : config.LOG_LEVEL;
+  initializeLogger({ pretty: mode === 'dev', level });
+  if (mode === 'dev') process.env.LIVEKIT_DEV_MODE = '1';
+  const log = createLogger('worker', level);
+  const id = `${os.hostname()}-${randomBytes(4).toString('hex')}`;
+
+  const redis = createRedis(config.REDIS_URL, 'fail-fast');
+  await redisReady(redis);
+  const capacity = new WorkerCapacity(redis, config.QUEUE_PREFIX, config.AGENT_NAME);
+  const placements = new Placements(redis, config.QUEUE_PREFIX, config.AGENT_NAME);
+  const sizing = workerSizing(config);
+  const guard = new CpuGuard(config.WORKER_LOAD_THRESHOLD, (on) => {
+    log.warn({ cpu: guard.average, threshold: config.WORKER_LOAD_THRESHOLD }, on ? 'CPU guard on: taking no new jobs' : 'CPU guard off: taking jobs again');
+    presence.changed();
+  });
+  const presence = new WorkerPresence(id, { capacity, sizing, guard, log });
+  // Before the agent server forks job processes: they inherit where to report.
+  const metrics = await startMetricsServer(config.WORKER_HOST, config.WORKER_METRICS_PORT, (e) => presence.onJobEvent(e));
+  log.info({ metricsPort: metrics.port }, 'worker metrics listening');
+  const healthPort = config.WORKER_HEALTH_PORT || (await freePort(config.WORKER_HOST));
+
+  const server = new AgentServer(
+    serverOptions(config, healthPort, {
+      requestFunc: jobRequestHandler({
+        presence,
+        placements,
+        log,
+        onAccepted: (seconds) => metrics.apply({ type: 'stage', stage: 'job_accepted', seconds }),
+      }),
+      load: () => presence.busy / sizing.capacity,
+      idleProcesses: sizing.idleProcesses,
+      production: mode === 'start',
+    }),
+  );
+  const registered = new Promise<void>((resolve) => server.event.once('worker_registered', () => resolve()));
+  const running = server.run();
+  await Promise.race([
+    registered,
+    running.then(() => {
+      throw new Error('the agent server stopped before it registered with LiveKit');
+    }),
+  ]);
+  running.catch((err: Error) => {
+    log.fatal({ err: err.message }, 'agent server stopped');
+    process.exit(1);
+  });
+  guard.start();
+  presence.start(server);
+  log.info({ workerId: id, slots: sizing.capacity, warmProcesses: sizing.idleProcesses, cpuGuard: config.WORKER_LOAD_THRESHOLD, mode }, 'worker registered; job slots reported once a job process is warm');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    id,
+    sizing,
+    metricsPort: metrics.port,
+    healthPort,
+    stop() {
+      stopping ??= (async () => {
+        presence.drain();
+        if (mode === 'start') await server.drain().catch((err: Error) => log.warn({ err: err.message }, 'drain did not finish'));
+        await server.close();
+        await presence.stop();
+        guard.stop();
+        await metrics.close();
+        redis.disconnect();
+      })();
+      return stopping;
+    },
+  };
+}
