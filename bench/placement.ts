@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AccessToken } from 'livekit-server-sdk';
 import { livekitClients } from '../common/livekit.js';
-import { createRedis } from '../common/redis.js';
+import { createRedis, redisReady } from '../common/redis.js';
 import { buildRoomName, newRoomSuffix } from '../common/rooms.js';
 import { WorkerCapacity } from '../common/workers/capacity.js';
 import { TestUser } from '../test/support/user.js';
@@ -52,6 +52,7 @@ export async function benchPlacement(runs: number, log: Log): Promise<Section> {
   const env = isolatedEnv('placement');
   const { rooms, dispatch } = livekitClients(env as never);
   const redis = createRedis(stack.REDIS_URL);
+  await redisReady(redis);
   const capacity = new WorkerCapacity(redis, env.QUEUE_PREFIX!, env.AGENT_NAME!);
   let api: ChildServer | undefined;
   let dispatcher: ChildServer | undefined;

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createRedis } from '../../common/redis.js';
+import { createRedis, redisReady } from '../../common/redis.js';
 import { livekitClients } from '../../common/livekit.js';
 import { WorkerCapacity } from '../../common/workers/capacity.js';
 import type { RunningDispatcher } from '../../dispatcher/server.js';
@@ -67,6 +67,7 @@ describe('placement: every session gets its agent in about a second and keeps on
     dispatcher = await startTestDispatcher(api.env);
     providers = { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, DEEPGRAM_API_KEY: 'dg-test', DEEPGRAM_BASE_URL: deepgram.url };
     redis = createRedis(api.env.REDIS_URL!);
+    await redisReady(redis);
     capacity = new WorkerCapacity(redis, api.env.QUEUE_PREFIX!, api.env.AGENT_NAME!);
     await api.call('POST', '/api/agents/register', agentBody('desk', { greeting: 'Desk here.' }));
   });

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { livekitClients } from '../../common/livekit.js';
-import { createRedis } from '../../common/redis.js';
+import { createRedis, redisReady } from '../../common/redis.js';
 import { WORKER_ATTRIBUTE } from '../../common/sessions/attributes.js';
 import { WorkerCapacity } from '../../common/workers/capacity.js';
 import type { RunningDispatcher } from '../../dispatcher/server.js';
@@ -79,6 +79,7 @@ describe('agent workers: several share the jobs, and a dead one leaves no sessio
     expect(byWorker.size, 'sessions on both workers').to.equal(2);
     // The victim's id: the worker whose process is the victim's, from its heartbeat.
     const redis = createRedis(api.env.REDIS_URL!);
+    await redisReady(redis);
     const capacity = new WorkerCapacity(redis, api.env.QUEUE_PREFIX!, api.env.AGENT_NAME!);
     const victimId = (await capacity.summary()).workers.find((w) => w.pid === victim.child.pid)!.id;
     redis.disconnect();
