@@ -12,6 +12,7 @@ import { buildRoomName, newRoomSuffix } from '../common/rooms.js';
 import { WorkerCapacity } from '../common/workers/capacity.js';
 import { TestUser } from '../test/support/user.js';
 import { startChild, type ChildServer } from './lib/child.js';
+import { clientHandleErrors } from './lib/client-errors.js';
 import { agentBody, call, dropEnv, isolatedEnv, stack } from './lib/env.js';
 import { promValue, scrape } from './lib/prom.js';
 import { fmt, type Section } from './lib/report.js';
@@ -76,8 +77,21 @@ export async function benchPlacement(runs: number, log: Log): Promise<Section> {
   let sizing = { capacity: 0, warm: 0 };
 
   /** A user joins, waits for the agent and its greeting, stays `stayMs` after it, leaves. */
+  let joinRetries = 0;
+  /** Joins as a client app would: a failed connection is tried again (counted in the notes). */
+  const joinRoom = async (token: string): Promise<TestUser> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await TestUser.join(stack.LIVEKIT_URL, token, { microphone: true });
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        joinRetries++;
+        await sleep(200);
+      }
+    }
+  };
   const attend = async (token: string, t0: number, stayMs: number): Promise<Outcome & { user: TestUser }> => {
-    const user = await TestUser.join(stack.LIVEKIT_URL, token, { microphone: true });
+    const user = await joinRoom(token);
     users.add(user);
     await waitFor(() => user.agents.length > 0 && user.firstAgentAudioAt !== undefined, JOIN_TIMEOUT_MS);
     const out = { joined: inf(user.agents[0]?.joinedAt) - t0, audio: inf(user.firstAgentAudioAt) - t0, user };
@@ -108,6 +122,14 @@ export async function benchPlacement(runs: number, log: Log): Promise<Section> {
       const w = (await capacity.summary()).workers[0];
       return w !== undefined && w.busy === 0;
     }, 30_000, 50);
+  };
+  /** Until every warm process is up again: each phase starts on a worker after a quiet spell. */
+  const warmPool = async () => {
+    await waitFor(async () => {
+      const w = (await capacity.summary()).workers[0];
+      return w !== undefined && w.busy === 0 && w.warm >= w.idle;
+    }, 180_000, 250);
+    await sleep(1000);
   };
   const ended = (ids: string[]) =>
     waitFor(async () => {
@@ -140,24 +162,29 @@ export async function benchPlacement(runs: number, log: Log): Promise<Section> {
     // Every warm process up before measuring: the start-up is a one-off, measured by the tests.
     await waitFor(async () => {
       const w = (await capacity.summary()).workers[0];
-      if (w) sizing = { capacity: w.capacity, warm: w.warm };
-      return w !== undefined && w.warm >= w.capacity;
+      if (w) sizing = { capacity: w.capacity, warm: w.idle };
+      return w !== undefined && w.warm >= w.idle;
     }, 180_000, 500);
     await sleep(2000);
     log(`  worker ready ${readyAfterMs} ms after start; ${sizing.capacity} job slots, ${sizing.warm} warm processes`);
 
     for (let run = 0; run < runs; run++) {
       // One at a time: the product, then raw LiveKit on the same worker.
+      await warmPool();
       const seq: Outcome[] = [];
       for (let i = 0; i < SEQUENTIAL; i++) {
         const o = await productSession(0);
+        if (process.env.BENCH_VERBOSE) log(`    ${new Date().toISOString()} ${o.sessionId}: agent ${fmt(o.joined)} ms, audio ${fmt(o.audio)} ms`);
         seq.push(o);
         await ended([o.sessionId]);
         await settle();
       }
       const raw: Outcome[] = [];
+      await warmPool();
       for (let i = 0; i < SEQUENTIAL; i++) {
-        raw.push(await rawSession(0));
+        const o = await rawSession(0);
+        if (process.env.BENCH_VERBOSE) log(`    ${new Date().toISOString()} raw ${o.room}: agent ${fmt(o.joined)} ms, audio ${fmt(o.audio)} ms`);
+        raw.push(o);
         await settle();
       }
       const j = seq.map((o) => o.joined);
@@ -177,6 +204,7 @@ export async function benchPlacement(runs: number, log: Log): Promise<Section> {
       ];
 
       for (const n of BURSTS) {
+        await warmPool();
         const before = promValue(await scrape(dispatcher.url), 'agent_runtime_redispatches_total', { outcome: 'redispatched' });
         const burst = await Promise.all(Array.from({ length: n }, () => productSession(STAY_MS)));
         await ended(burst.map((o) => o.sessionId));
@@ -185,6 +213,7 @@ export async function benchPlacement(runs: number, log: Log): Promise<Section> {
         const after = promValue(await scrape(dispatcher.url), 'agent_runtime_redispatches_total', { outcome: 'redispatched' });
         joinCheckRedispatches.push(after - before);
         placedAgain.push(views.reduce((a, v) => a + (v.placement?.placedAgain ?? 0), 0));
+        await warmPool();
         const rawBurst = await Promise.all(Array.from({ length: n }, () => rawSession(STAY_MS)));
         await settle();
         const slowest = Math.max(...burst.map((o) => o.joined));
@@ -236,7 +265,7 @@ export async function benchPlacement(runs: number, log: Log): Promise<Section> {
   return {
     title: '0. A session gets its agent: default settings, a user in the room',
     method: [
-      `As a user of the README gets it: the real API, dispatcher and agent worker (built, \`node dist/worker/main.js start\`, at nice 10 as in section 5) on their **default settings**: no WORKER_MAX_JOBS, WORKER_IDLE_PROCESSES, WORKER_LOAD_THRESHOLD or AGENT_JOIN_TIMEOUT set, DISPATCH_MODE=capacity. On this machine that is ${sizing.capacity} job slots and ${sizing.warm} warm processes (derived: 4 per core, memory allowing) and the CPU guard at 0.9. The worker was ready (\`/readyz\` 200) ${fmt(readyAfterMs)} ms after it was started; the runs begin once its warm pool is full. Providers are the test suite's OpenAI and Deepgram fakes; the agent greets ("${GREETING}").`,
+      `As a user of the README gets it: the real API, dispatcher and agent worker (built, \`node dist/worker/main.js start\`, at nice 10 as in section 5) on their **default settings**: no WORKER_MAX_JOBS, WORKER_IDLE_PROCESSES, WORKER_LOAD_THRESHOLD or AGENT_JOIN_TIMEOUT set, DISPATCH_MODE=capacity. On this machine that is ${sizing.capacity} job slots and ${sizing.warm} warm processes (derived: 3 per core, memory allowing) and the CPU guard at 0.9. The worker was ready (\`/readyz\` 200) ${fmt(readyAfterMs)} ms after it was started. Each phase (the one-at-a-time sessions, each burst, product and raw alike) begins on a worker whose warm pool is full again: @livekit/agents starts job processes one at a time, about 2 s each here, so sessions arriving faster than that drain the pool (see the notes). Providers are the test suite's OpenAI and Deepgram fakes; the agent greets ("${GREETING}").`,
       `Each session is a real WebRTC client (@livekit/rtc-node, publishing a microphone as a browser does) joining the session's room with the \`participantToken\` of the 202. Times are from just before the \`POST /api/sessions\` to the agent participant appearing in that client's room, and to the first audible frame (RMS above 0.01) of the agent's audio track. One at a time: ${SEQUENTIAL} sessions per run, each user leaving once the greeting is heard and the next session asked for once the previous one is recorded \`ended\` and the worker's slot is free (${SEQUENTIAL * runs} sessions over the ${runs} runs; per run, p99 of ${SEQUENTIAL} is their maximum). Bursts: ${BURSTS.join(' and ')} sessions asked for at once, each user staying ${STAY_MS / 1000} s after its greeting; a session whose agent has not joined within ${JOIN_TIMEOUT_MS / 1000} s counts as ∞.`,
       `Baseline, in the same runs on the same worker: raw LiveKit, the path minus this project. \`createRoom\` + \`AgentDispatchClient.createDispatch\` (metadata naming the agent, no session behind it), timed from just before \`createRoom\`, the client joining with a token the bench mints; the same end points. LiveKit offers each job once; a job no worker takes when offered is never offered again.`,
     ],
@@ -249,6 +278,7 @@ export async function benchPlacement(runs: number, log: Log): Promise<Section> {
     notes: [
       `Pooled over all ${pooled.join.length} sessions one at a time: POST → agent joined p50 ${fmt(percentile(pooled.join, 50))} ms, p99 ${fmt(percentile(pooled.join, 99))} ms, max ${fmt(Math.max(...pooled.join))} ms; POST → greeting audio p50 ${fmt(percentile(pooled.audio, 50))} ms, p99 ${fmt(percentile(pooled.audio, 99))} ms. Raw LiveKit: agent joined p50 ${fmt(percentile(pooled.rawJoin, 50))} ms, p99 ${fmt(percentile(pooled.rawJoin, 99))} ms; greeting audio p99 ${fmt(percentile(pooled.rawAudio, 99))} ms.`,
       `Join-check re-dispatches (AGENT_JOIN_TIMEOUT, the last resort) over all bursts: ${joinCheckRedispatches.reduce((a, b) => a + b, 0)}; sessions placed again by the placement check (LiveKit could not place the job) over all bursts: ${placedAgain.reduce((a, b) => a + b, 0)} (median per run ${fmt(median(placedAgain))}).`,
+      `Client connections tried again after a failed connect (a client app would too): ${joinRetries}; errors the client library threw from its handle finalizers (bench/lib/client-errors.ts) during the whole bench so far: ${clientHandleErrors()}.`,
       `A burst larger than the worker's ${sizing.capacity} slots waits in the queue, in order, and goes out as slots free (each user stays ${STAY_MS / 1000} s after its greeting): the slowest of a burst of 20 is three waves of sessions. Raw LiveKit offers every job at once; the worker declines those beyond its slots and LiveKit does not offer them again.`,
       ...runLines,
     ],

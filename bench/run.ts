@@ -18,6 +18,7 @@ import { benchBatch } from './batch.js';
 import { benchDispatch } from './dispatch.js';
 import { benchEndToEnd, E2E_SESSIONS } from './end-to-end.js';
 import { benchPlacement } from './placement.js';
+import { filterClientErrors } from './lib/client-errors.js';
 import { loadAverage, machine, versions } from './lib/machine.js';
 import { evaluate, fmt, previousReport, renderReport, type Section } from './lib/report.js';
 import { benchRegistryWrites } from './registry-writes.js';
@@ -46,6 +47,7 @@ const skipSoak = process.env.BENCH_SOAK === '0';
 const partial =
   (only !== undefined && only.length < BENCHES.length) || runs < 5 || E2E_SESSIONS !== 20 || skipSoak || SOAK_SECONDS !== SOAK_DEFAULT_SECONDS;
 
+filterClientErrors();
 const startedAt = Date.now();
 const log = (m: string) => console.log(m);
 if (!only || only.includes('end-to-end') || only.includes('placement')) {

@@ -51,7 +51,8 @@ export interface Recovery {
   jobId?: string;
 }
 
-export type CheckJobs = { placement: SessionJob; join: { sessionId: string; generation: number }; recover: Recovery };
+/** `wait`: how many times the join check was put off for a job on its way. */
+export type CheckJobs = { placement: SessionJob; join: { sessionId: string; generation: number; wait?: number }; recover: Recovery };
 export type CheckName = keyof CheckJobs;
 
 export function checksQueue(connection: Redis, prefix: string): Queue<CheckJobs[CheckName], unknown, CheckName> {

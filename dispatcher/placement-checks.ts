@@ -55,9 +55,24 @@ export async function checkPlacement(job: SessionJob, d: PlacementDeps): Promise
   return 'placed-again';
 }
 
-export type JoinOutcome = 'joined-or-over' | 'redispatched' | 'failed';
+export type JoinOutcome = 'joined-or-over' | 'redispatched' | 'failed' | { later: number };
 
-export async function checkAgentJoined(check: { sessionId: string; generation: number }, d: PlacementDeps): Promise<JoinOutcome> {
+/** A job taken may wait this many join timeouts for its worker to start it a process (bursts on a busy host). */
+const START_GRACE = 4;
+
+/**
+ * `timeoutMs` (AGENT_JOIN_TIMEOUT) after a job was taken: has its agent joined?
+ * With claims, a job still waiting for a process on a live worker, or one
+ * that began less than `timeoutMs` ago, is on its way: look again later.
+ */
+export async function checkAgentJoined(check: { sessionId: string; generation: number }, d: PlacementDeps, timeoutMs: number): Promise<JoinOutcome> {
+  if (d.claims) {
+    const p = await d.placements.get(check.sessionId);
+    if (p.over || p.gen !== check.generation) return 'joined-or-over';
+    const deadline = p.startedAt ? p.startedAt + timeoutMs : (p.acceptedAt ?? 0) + START_GRACE * timeoutMs;
+    const live = p.workerId !== undefined && (await d.capacity.isLive(p.workerId));
+    if (p.jobId && live && Date.now() < deadline) return { later: deadline - Date.now() };
+  }
   const s = await d.store.get(check.sessionId);
   if (!s || (s.status !== 'dispatched' && s.status !== 'recovering')) return 'joined-or-over';
   if (!s.redispatches) {

@@ -79,8 +79,8 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
     claims: capacityMode,
     requeue: (job) => requeue(job, reason),
   });
-  const scheduleJoinCheck = (sessionId: string, generation: number) =>
-    checks.add('join', { sessionId, generation }, checkJobOptions(`chk_${sessionId}_${generation}`, config.AGENT_JOIN_TIMEOUT * 1000));
+  const scheduleJoinCheck = (sessionId: string, generation: number, delay = config.AGENT_JOIN_TIMEOUT * 1000, wait = 0) =>
+    checks.add('join', { sessionId, generation, wait }, checkJobOptions(`chk_${sessionId}_${generation}_${wait}`, delay));
   /** After a dispatch: in capacity mode, look whether a worker took the job; else wait for the agent. */
   const followUp = (job: SessionJob) => {
     const gen = job.generation ?? 0;
@@ -182,7 +182,12 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
         }
         case 'join': {
           const data = job.data as CheckJobs['join'];
-          const outcome = await checkAgentJoined(data, checkDeps('join_timeout'));
+          const outcome = await checkAgentJoined(data, checkDeps('join_timeout'), config.AGENT_JOIN_TIMEOUT * 1000);
+          if (typeof outcome === 'object') {
+            // The job is on its way (its worker is starting a process for it): look again then.
+            await scheduleJoinCheck(data.sessionId, data.generation, outcome.later, (data.wait ?? 0) + 1);
+            return 'waiting';
+          }
           m.redispatches.inc({ outcome });
           log.info({ sessionId: data.sessionId, outcome }, 'agent join checked');
           return outcome;

@@ -41,6 +41,8 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   const target = jobTarget(ctx.job.metadata, roomName);
   if (target.requestedAt) events.onStage?.('job_received', (Date.now() - target.requestedAt) / 1000);
   const log = d.log.child({ jobId: ctx.job.id, room: roomName, agentId: target.agentId, sessionId: target.sessionId });
+  // The dispatcher's join check waits for a job whose worker is still starting its process.
+  if (target.sessionId) void d.placements.started(target.sessionId, jobId).catch(() => undefined);
   const record = async (fn: () => Promise<unknown>) => {
     try {
       await fn();

@@ -16,8 +16,8 @@ export type Stage = 'job_accepted' | 'job_received' | 'session_started';
 
 export type JobEvent =
   /** A job process finished its prewarm and waits for a job. */
-  | { type: 'warm' }
-  | { type: 'received'; jobId?: string }
+  | { type: 'warm'; pid?: number }
+  | { type: 'received'; jobId?: string; pid?: number }
   | { type: 'resolved'; tier: string; seconds: number }
   | { type: 'started'; agentId: string; seconds: number; resumed?: boolean }
   | { type: 'ended'; agentId: string; jobId?: string }
@@ -150,8 +150,8 @@ export function sinkEvents(): JobEvents & { warm(): void; received(jobId: string
     void fetch(sink.url, { method: 'POST', headers: { 'x-sink-token': sink.token, 'content-type': 'application/json' }, body: JSON.stringify(e) }).catch(() => undefined);
   };
   return {
-    warm: () => send({ type: 'warm' }),
-    received: (jobId) => send({ type: 'received', jobId }),
+    warm: () => send({ type: 'warm', pid: process.pid }),
+    received: (jobId) => send({ type: 'received', jobId, pid: process.pid }),
     onResolved: (tier, seconds) => send({ type: 'resolved', tier, seconds }),
     onStarted: (agentId, seconds, resumed) => send({ type: 'started', agentId, seconds, ...(resumed ? { resumed } : {}) }),
     onEnded: (agentId, jobId) => send({ type: 'ended', agentId, jobId }),

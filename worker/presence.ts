@@ -19,7 +19,8 @@ export class WorkerPresence {
   private server: AgentServer | undefined;
   private readonly accepted = new Map<string, number>();
   private readonly ended = new Set<string>();
-  private warm = 0;
+  /** Job processes that finished their prewarm and have no job yet, by pid. */
+  private readonly warm = new Set<number>();
   private everWarm = false;
   private draining = false;
   private timer: NodeJS.Timeout | undefined;
@@ -70,7 +71,8 @@ export class WorkerPresence {
       capacity: this.o.sizing.capacity,
       busy,
       free: this.free,
-      warm: this.warm,
+      warm: this.warmProcesses,
+      idle: this.o.sizing.idleProcesses,
       cpu: Math.round(this.o.guard.average * 1000) / 1000,
       guard: this.o.guard.on,
       draining: this.draining,
@@ -92,21 +94,29 @@ export class WorkerPresence {
   }
 
   /** Events from the job processes (through the worker's loopback sink). */
-  onJobEvent(e: { type: string; jobId?: string }): void {
-    if (e.type === 'warm') {
-      this.warm++;
+  onJobEvent(e: { type: string; jobId?: string; pid?: number }): void {
+    if (e.type === 'warm' && e.pid) {
+      this.warm.add(e.pid);
       if (!this.everWarm) {
         this.everWarm = true;
         this.o.log.info('a job process is warm: taking jobs');
       }
-    } else if (e.type === 'received') this.warm = Math.max(0, this.warm - 1);
+    } else if (e.type === 'received' && e.pid) this.warm.delete(e.pid);
     else if (e.type === 'ended' && e.jobId) this.ended.add(e.jobId);
     else return;
     this.changed();
   }
 
+  /** Warm job processes still alive (one that exited without a job no longer counts). */
   get warmProcesses(): number {
-    return this.warm;
+    for (const pid of this.warm) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        this.warm.delete(pid);
+      }
+    }
+    return this.warm.size;
   }
 
   /** Beats now (coalescing beats asked for while one is on its way). */

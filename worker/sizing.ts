@@ -5,8 +5,8 @@ import type { WorkerConfig } from '../common/config.js';
 const MIB_PER_JOB = 440;
 /** Left to the worker process itself, LiveKit's client libraries and the system. */
 const RESERVED_MIB = 1024;
-/** A voice session (VAD, resampling, WebRTC) uses a fraction of a core; four share one with room to spare. */
-const JOBS_PER_CORE = 4;
+/** A voice session listening (local VAD, resampling, WebRTC) takes about 0.15-0.2 of a core, built: three share one with room to spare. */
+const JOBS_PER_CORE = 3;
 
 export interface Sizing {
   /** Job slots: the jobs this worker runs at once. */

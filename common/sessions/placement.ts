@@ -22,6 +22,8 @@ export interface Placement {
   workerId?: string;
   /** When a worker took the job (ms). */
   acceptedAt?: number;
+  /** When the job's process began running it (ms). */
+  startedAt?: number;
   /** Times the session was placed again. */
   placements: number;
   /** Of those, times because its agent died. */
@@ -57,13 +59,19 @@ if ARGV[2] ~= '' and worker ~= ARGV[2] then return 'superseded' end
 if redis.call('HGET', KEYS[1], 'job') then
   if ARGV[3] ~= '1' then return 'placed' end
   if worker then redis.call('SREM', ARGV[4] .. worker, ARGV[5]) end
-  redis.call('HDEL', KEYS[1], 'job', 'worker', 'acceptedAt')
+  redis.call('HDEL', KEYS[1], 'job', 'worker', 'acceptedAt', 'startedAt')
 end
 redis.call('HSET', KEYS[1], 'gen', gen + 1)
 redis.call('HINCRBY', KEYS[1], 'placements', 1)
 if ARGV[7] == '1' then redis.call('HINCRBY', KEYS[1], 'recoveries', 1) end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 return gen + 1`,
+  1,
+);
+
+const STARTED = luaScript(
+  `if redis.call('HGET', KEYS[1], 'job') == ARGV[1] then redis.call('HSET', KEYS[1], 'startedAt', ARGV[2]) return 1 end
+return 0`,
   1,
 );
 
@@ -133,10 +141,16 @@ export class Placements {
       ...(h.job ? { jobId: h.job } : {}),
       ...(h.worker ? { workerId: h.worker } : {}),
       ...(h.acceptedAt ? { acceptedAt: Number(h.acceptedAt) } : {}),
+      ...(h.startedAt ? { startedAt: Number(h.startedAt) } : {}),
       placements: Number(h.placements ?? 0),
       recoveries: Number(h.recoveries ?? 0),
       over: h.over === '1',
     };
+  }
+
+  /** The job's process began running it (a job can wait for a process while its worker starts one). */
+  async started(sessionId: string, jobId: string, now = Date.now()): Promise<void> {
+    await STARTED(this.redis, [this.key(sessionId)], [jobId, now]);
   }
 
   /** Whether `jobId` is the job serving the session now (not one replaced since). */

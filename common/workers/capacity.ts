@@ -45,6 +45,8 @@ export interface WorkerInfo {
   free: number;
   /** Job processes started and waiting for a job. */
   warm: number;
+  /** Warm processes the worker keeps (WORKER_IDLE_PROCESSES). */
+  idle: number;
   /** Machine CPU use averaged over the guard's window (0..1). */
   cpu: number;
   /** The CPU guard holds new jobs back. */
