@@ -25,8 +25,9 @@ type Log = (m: string) => void;
 
 export async function benchDispatch(runs: number, log: Log): Promise<Section> {
   // No agent worker joins these rooms: the join check (AGENT_JOIN_TIMEOUT) is pushed past the end of the run
-  // so it neither re-dispatches nor fails sessions while later runs are measured.
-  const env = isolatedEnv('disp', { DISPATCH_CONCURRENCY: String(CONCURRENCY), ROOM_EMPTY_TIMEOUT: String(EMPTY_TIMEOUT), AGENT_JOIN_TIMEOUT: '3600' });
+  // so it neither re-dispatches nor fails sessions while later runs are measured, and dispatches go out at
+  // once (DISPATCH_MODE=immediate) instead of waiting for worker slots that no worker here reports.
+  const env = isolatedEnv('disp', { DISPATCH_MODE: 'immediate', DISPATCH_CONCURRENCY: String(CONCURRENCY), ROOM_EMPTY_TIMEOUT: String(EMPTY_TIMEOUT), AGENT_JOIN_TIMEOUT: '3600' });
   const { rooms, dispatch } = livekitClients(env as never);
   let api: ChildServer | undefined;
   let dispatcher: RunningDispatcher | undefined;
@@ -107,7 +108,7 @@ export async function benchDispatch(runs: number, log: Log): Promise<Section> {
   return {
     title: '4. Dispatch throughput',
     method: [
-      `The real dispatcher (\`startDispatcher\` with the API's settings, DISPATCH_CONCURRENCY=${CONCURRENCY}, in the bench process) and the real API (its own process). Per run, \`POST /api/sessions/batch\` \`{"agentId":"bench","count":${COUNT}}\`; the time runs from its 202 until the worker's \`completed\` event of the last of the ${COUNT} sessions. A warm-up batch of ${WARM_COUNT} is discarded.`,
+      `The real dispatcher (\`startDispatcher\` with the API's settings, DISPATCH_CONCURRENCY=${CONCURRENCY}, DISPATCH_MODE=immediate since no worker runs here to report free slots, in the bench process) and the real API (its own process). Per run, \`POST /api/sessions/batch\` \`{"agentId":"bench","count":${COUNT}}\`; the time runs from its 202 until the worker's \`completed\` event of the last of the ${COUNT} sessions. A warm-up batch of ${WARM_COUNT} is discarded.`,
       `Baseline, interleaved run by run: a plain loop of \`RoomServiceClient.createRoom\` + \`AgentDispatchClient.createDispatch\` for ${COUNT} new rooms, ${CONCURRENCY} at once, on the same LiveKit server. Every room of both sides is deleted after each run (untimed).`,
     ],
     figures: [

@@ -47,9 +47,10 @@ const MiB = (b: number) => `${fmt(b / 2 ** 20)}`;
 
 export async function benchSoak(_runs: number, log: Log): Promise<Section> {
   if (!Number.isFinite(SOAK_SECONDS) || SOAK_SECONDS < 20) throw new Error('BENCH_SOAK_SECONDS must be at least 20');
-  // No worker joins these rooms: the join check is pushed past the end of the run; the rooms the dispatcher
-  // makes close by themselves 30 s after (nobody ever joins them), so LiveKit does not pile up 3,000 of them.
-  const env = isolatedEnv('soak', { AGENT_JOIN_TIMEOUT: '3600', ROOM_EMPTY_TIMEOUT: '30' });
+  // No worker joins these rooms: dispatches go out at once (no worker reports slots here), the join check is
+  // pushed past the end of the run; the rooms the dispatcher makes close by themselves 30 s after (nobody
+  // ever joins them), so LiveKit does not pile up 3,000 of them.
+  const env = isolatedEnv('soak', { DISPATCH_MODE: 'immediate', AGENT_JOIN_TIMEOUT: '3600', ROOM_EMPTY_TIMEOUT: '30' });
   let api: ChildServer | undefined;
   let dispatcher: ChildServer | undefined;
   const roomNames: string[] = [];
