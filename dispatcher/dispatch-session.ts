@@ -79,7 +79,7 @@ export async function dispatchSession(job: SessionJob, d: DispatchDeps, attempt 
     const waited = await d.gate.acquire(job.sessionId);
     if (waited > 0) d.onCapacityWait?.(waited / 1000);
   }
-  let keepSlot = false;
+  let slotUsed = false;
   const release = await d.lock(job.sessionId);
   try {
     if (!release) return { result: 'busy' };
@@ -91,42 +91,49 @@ export async function dispatchSession(job: SessionJob, d: DispatchDeps, attempt 
     if (gen > 0 && (await d.placements.get(job.sessionId)).gen !== gen) return await skipped(job, d, config, 'superseded');
 
     const metadata = dispatchMetadata(job, configVersion, gen);
-    if (gen === 0) {
-      const room = await d.rooms.createRoom({
-        name: job.roomName,
-        emptyTimeout: d.room.emptyTimeout,
-        maxParticipants: d.room.maxParticipants,
-        metadata: roomMetadataFor(job.sessionId),
-        agents: [new RoomAgentDispatch({ agentName: d.agentName, metadata })],
-      });
-      if (!roomMadeFor(room.metadata, job.sessionId) && !(await sessionDispatches(d.dispatch, d.agentName, job)).length) {
-        // A room that existed before, returned unchanged (named by the caller, or opened by a user
-        // joining first), and without this session's dispatch: dispatch into it.
-        await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata });
-      }
-      keepSlot = true;
-      if (!(await d.store.transition(job.sessionId, 'dispatched', { configVersion, attempts: attempt }, job))) {
-        keepSlot = false;
-        // Cancelled while we worked: take the dispatch back so no agent joins.
-        const now = (await d.store.status(job.sessionId)) ?? 'unknown';
-        if (now === 'cancelled') await withdrawSessionDispatches(d.dispatch, d.agentName, job).catch(() => undefined);
-        return await skipped(job, d, config, now);
-      }
-      return { result: 'dispatched' };
-    }
-
-    const existing = await sessionDispatches(d.dispatch, d.agentName, job);
-    for (const x of existing) if (generationOf(x.metadata) < gen) await d.dispatch.deleteDispatch(x.id, job.roomName);
-    const made = existing.find((x) => generationOf(x.metadata) === gen) ?? (await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata }));
-    keepSlot = true;
-    // Placed again because the agent never joined: the record says so (and which dispatch is waited for now).
-    if (job.redispatches) await d.store.update(job.sessionId, before, { dispatchId: made.id, redispatches: job.redispatches });
-    return { result: 'placed' };
+    const outcome = gen === 0 ? await firstDispatch(job, d, metadata, { configVersion, attempts: attempt }) : await dispatchAgain(job, d, metadata, before);
+    slotUsed = outcome.result !== 'skipped';
+    return outcome.result === 'skipped' ? await skipped(job, d, config, outcome.status) : outcome;
   } finally {
     // A reserved worker slot that no dispatch uses goes back at once.
-    if (d.gate && !keepSlot) await d.gate.release(job.sessionId).catch(() => undefined);
+    if (d.gate && !slotUsed) await d.gate.release(job.sessionId).catch(() => undefined);
     await release?.();
   }
+}
+
+/** The session's room, created carrying its dispatch; the record → dispatched. */
+async function firstDispatch(job: SessionJob, d: DispatchDeps, metadata: string, fields: { configVersion: number; attempts: number }): Promise<Outcome> {
+  const room = await d.rooms.createRoom({
+    name: job.roomName,
+    emptyTimeout: d.room.emptyTimeout,
+    maxParticipants: d.room.maxParticipants,
+    metadata: roomMetadataFor(job.sessionId),
+    agents: [new RoomAgentDispatch({ agentName: d.agentName, metadata })],
+  });
+  if (!roomMadeFor(room.metadata, job.sessionId) && !(await sessionDispatches(d.dispatch, d.agentName, job)).length) {
+    // A room that existed before, returned unchanged (named by the caller, or opened by a user
+    // joining first), and without this session's dispatch: dispatch into it.
+    await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata });
+  }
+  if (await d.store.transition(job.sessionId, 'dispatched', fields, job)) return { result: 'dispatched' };
+  // Cancelled while we worked: take the dispatch back so no agent joins.
+  const now = (await d.store.status(job.sessionId)) ?? 'unknown';
+  if (now === 'cancelled') await withdrawSessionDispatches(d.dispatch, d.agentName, job).catch(() => undefined);
+  return { result: 'skipped', status: now };
+}
+
+/**
+ * A later generation: the room's earlier dispatches go (deleting one also
+ * stops any job LiveKit gave it), this generation's comes, once.
+ */
+async function dispatchAgain(job: SessionJob, d: DispatchDeps, metadata: string, status: SessionStatus): Promise<Outcome> {
+  const gen = job.generation ?? 0;
+  const existing = await sessionDispatches(d.dispatch, d.agentName, job);
+  for (const x of existing) if (generationOf(x.metadata) < gen) await d.dispatch.deleteDispatch(x.id, job.roomName);
+  const made = existing.find((x) => generationOf(x.metadata) === gen) ?? (await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata }));
+  // Placed again because the agent never joined: the record says so (and which dispatch is waited for now).
+  if (job.redispatches) await d.store.update(job.sessionId, status, { dispatchId: made.id, redispatches: job.redispatches });
+  return { result: 'placed' };
 }
 
 async function skipped(job: SessionJob, d: DispatchDeps, config: AgentConfig, status: string): Promise<Outcome> {

@@ -178,6 +178,8 @@ describe('grafana dashboards', () => {
       const failures = find(/failures by reason/i);
       expect(failures).to.include('agent_runtime_dispatch_outcomes_total{result="failed"}').and.to.include('agent_runtime_worker_jobs_total{result="failed"}');
       expect(find(/cache hit ratio/i)).to.include('agent_runtime_config_cache_total').and.to.include('tier');
+      expect(find(/worker capacity/i)).to.include('agent_runtime_worker_slots').and.to.include('agent_runtime_sessions_waiting_for_capacity');
+      expect(find(/placed again and recovered/i)).to.include('agent_runtime_placements_total').and.to.include('agent_runtime_recoveries_total');
       const load = panels.filter((p) => /worker load/i.test(p.title ?? '')).flatMap(exprsOf).join('\n');
       expect(load).to.include('process_cpu_seconds_total{service="worker"}').and.to.include('agent_runtime_worker_jobs_total{result="received"}');
     });
