@@ -52,6 +52,7 @@ export function jobRequestHandler(d: JobRequestDeps) {
         await req.reject();
         return;
       }
+      d.presence.holdSession(req.id, target.sessionId);
       if (target.requestedAt) d.onAccepted?.((Date.now() - target.requestedAt) / 1000);
     }
     d.presence.changed();

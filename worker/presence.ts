@@ -18,6 +18,8 @@ const ACCEPT_GRACE_MS = 10_000;
 export class WorkerPresence {
   private server: AgentServer | undefined;
   private readonly accepted = new Map<string, number>();
+  /** The session of each job this worker claimed, until the job is gone. */
+  private readonly sessions = new Map<string, { sessionId: string; running: boolean }>();
   private readonly ended = new Set<string>();
   /** Job processes that finished their prewarm and have no job yet, by pid. */
   private readonly warm = new Set<number>();
@@ -87,9 +89,29 @@ export class WorkerPresence {
     this.accepted.set(jobId, Date.now());
   }
 
+  /** The job claimed a session: the worker holds it (for recovery, should the worker die) while the job runs. */
+  holdSession(jobId: string, sessionId: string): void {
+    this.sessions.set(jobId, { sessionId, running: false });
+  }
+
+  /** Sessions whose jobs are gone from this worker: they no longer need recovering from it. */
+  private async releaseFinished(): Promise<void> {
+    const running = new Set(this.running());
+    const done: string[] = [];
+    for (const [jobId, s] of this.sessions) {
+      if (running.has(jobId)) s.running = true;
+      else if (s.running || !this.accepted.has(jobId)) {
+        done.push(s.sessionId);
+        this.sessions.delete(jobId);
+      }
+    }
+    if (done.length) await this.o.capacity.release(this.id, done);
+  }
+
   /** An accepted job was given up before it started. */
   unhold(jobId: string): void {
     this.accepted.delete(jobId);
+    this.sessions.delete(jobId);
     this.changed();
   }
 
@@ -128,6 +150,7 @@ export class WorkerPresence {
     }
     this.beating = this.o.capacity
       .heartbeat(this.id, this.info())
+      .then(() => this.releaseFinished())
       .catch((err: Error) => {
         // Redis away: the worker's slots stop counting until it is back, which is what should happen.
         if (Date.now() - this.lastError > 10_000) this.o.log.warn({ err: err.message }, 'heartbeat not written');

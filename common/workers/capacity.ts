@@ -69,12 +69,14 @@ return 1`,
   3,
 );
 
+// A worker leaving on purpose has finished its jobs (or handed their sessions to LiveKit's participant_left).
 const LEAVE = luaScript(
   `redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[4])
 return 1`,
-  3,
+  4,
 );
 
 // Sums the free slots of live workers, less the slots reserved by dispatches whose jobs are not taken yet.
@@ -145,7 +147,7 @@ export class WorkerCapacity {
   }
 
   async leave(workerId: string): Promise<void> {
-    await LEAVE(this.redis, this.k3, [workerId]);
+    await LEAVE(this.redis, [...this.k3, this.keys.heldPrefix + workerId], [workerId]);
   }
 
   /** Takes one free slot for the session's dispatch; false when there is none. Reserving again refreshes it. */
@@ -178,6 +180,11 @@ export class WorkerCapacity {
   /** Workers whose heartbeat lapsed. */
   lapsed(now = Date.now()): Promise<string[]> {
     return this.redis.zrangebyscore(this.keys.live, '-inf', `(${now - HEARTBEAT_TTL_MS}`);
+  }
+
+  /** A worker no longer holds these sessions (their jobs ended). */
+  async release(workerId: string, sessionIds: string[]): Promise<void> {
+    await this.redis.srem(this.keys.heldPrefix + workerId, ...sessionIds);
   }
 
   /** The sessions whose jobs a worker took and has not finished. */

@@ -101,7 +101,7 @@ describe('placement: every session gets its agent in about a second and keeps on
   });
 
   it('with WORKER_MAX_JOBS=1, three sessions with users in their rooms each get their agent within 2 s of the previous one ending; one agent per room', async () => {
-    await worker({ WORKER_MAX_JOBS: '1', WORKER_IDLE_PROCESSES: '2' });
+    const w = await worker({ WORKER_MAX_JOBS: '1', WORKER_IDLE_PROCESSES: '2' });
     const sessions = await Promise.all([post('desk'), post('desk'), post('desk')]);
     const rooms = await Promise.all(sessions.map(join));
     // The first one's agent comes at once; the others wait for the slot, and say so.
@@ -127,6 +127,12 @@ describe('placement: every session gets its agent in about a second and keeps on
     }
     await until(async () => rooms[order[2]!]!.said('Desk here.'), 20_000, 50);
     for (const u of rooms) expect(u.agents, 'agents that joined this room').to.have.length(1);
+    // The worker holds (for recovery) only the session it still runs.
+    const wid = await workerIdOf(w);
+    expect(await until(async () => {
+      const held = await capacity.held(wid);
+      return held.length === 1 ? held : undefined;
+    }, 5000, 100)).to.deep.equal([sessions[order[2]!]!.sessionId]);
     for (const s of sessions) {
       const v = await view(s.sessionId);
       expect(v.placement.generation, 'never placed again').to.equal(0);
