@@ -114,6 +114,8 @@ export async function benchPlacement(runs: number, log: Log): Promise<Section> {
     const at = new AccessToken(stack.LIVEKIT_API_KEY, stack.LIVEKIT_API_SECRET, { identity: `user-${newRoomSuffix()}`, ttl: 600 });
     at.addGrant({ room, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true });
     const o = await attend(await at.toJwt(), t0, stayMs);
+    // Untimed: the room goes, and an agent that came after its user left with it.
+    await rooms.deleteRoom(room).catch(() => undefined);
     return { joined: o.joined, audio: o.audio, room };
   };
   /** Until the worker's slots are all free again: the previous session's job has ended. */
@@ -131,11 +133,18 @@ export async function benchPlacement(runs: number, log: Log): Promise<Section> {
     }, 180_000, 250);
     await sleep(1000);
   };
-  const ended = (ids: string[]) =>
-    waitFor(async () => {
-      const statuses = await Promise.all(ids.map(async (id) => (await call(api!.url, 'GET', `/api/sessions/${id}`, undefined, 200)).body.status as string));
-      return statuses.every((s) => s === 'ended');
-    }, 30_000, 200);
+  /** Sessions the bench itself had to end: their user left before the agent came (it would wait SESSION_NO_USER_TIMEOUT). */
+  let endedByBench = 0;
+  /** Until every session is recorded over; one still open 10 s after its user left is ended with DELETE (untimed). */
+  const ended = async (ids: string[]) => {
+    const status = async (id: string) => (await call(api!.url, 'GET', `/api/sessions/${id}`, undefined, 200)).body.status as string;
+    await waitFor(async () => (await Promise.all(ids.map(status))).every((s) => s === 'ended'), 10_000, 200);
+    for (const id of ids) {
+      if ((await status(id)) === 'ended') continue;
+      endedByBench++;
+      await call(api!.url, 'DELETE', `/api/sessions/${id}`);
+    }
+  };
 
   try {
     fakes = await startChild('fakes.ts', {});
@@ -278,6 +287,7 @@ export async function benchPlacement(runs: number, log: Log): Promise<Section> {
     notes: [
       `Pooled over all ${pooled.join.length} sessions one at a time: POST → agent joined p50 ${fmt(percentile(pooled.join, 50))} ms, p99 ${fmt(percentile(pooled.join, 99))} ms, max ${fmt(Math.max(...pooled.join))} ms; POST → greeting audio p50 ${fmt(percentile(pooled.audio, 50))} ms, p99 ${fmt(percentile(pooled.audio, 99))} ms. Raw LiveKit: agent joined p50 ${fmt(percentile(pooled.rawJoin, 50))} ms, p99 ${fmt(percentile(pooled.rawJoin, 99))} ms; greeting audio p99 ${fmt(percentile(pooled.rawAudio, 99))} ms.`,
       `Join-check re-dispatches (AGENT_JOIN_TIMEOUT, the last resort) over all bursts: ${joinCheckRedispatches.reduce((a, b) => a + b, 0)}; sessions placed again by the placement check (LiveKit could not place the job) over all bursts: ${placedAgain.reduce((a, b) => a + b, 0)} (median per run ${fmt(median(placedAgain))}).`,
+      `Sessions the bench ended itself (\`DELETE\`, untimed) because their user had left before the agent came: ${endedByBench}; raw rooms are deleted after each session.`,
       `Client connections tried again after a failed connect (a client app would too): ${joinRetries}; errors the client library threw from its handle finalizers (bench/lib/client-errors.ts) during the whole bench so far: ${clientHandleErrors()}.`,
       `A burst larger than the worker's ${sizing.capacity} slots waits in the queue, in order, and goes out as slots free (each user stays ${STAY_MS / 1000} s after its greeting): the slowest of a burst of 20 is three waves of sessions. Raw LiveKit offers every job at once; the worker declines those beyond its slots and LiveKit does not offer them again.`,
       ...runLines,

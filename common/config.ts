@@ -127,6 +127,9 @@ export const workerEnv = {
     .describe('CPU guard: while the CPU its jobs use (0..1 of all cores, averaged over 10 s) is above this, the worker takes no new jobs whatever its free slots (1: never)'),
   WORKER_MAX_JOBS: int(0, 10_000).default(0).describe('job slots of this worker (0: derived from the machine: 3 per core, at most one per 440 MiB of memory)'),
   WORKER_IDLE_PROCESSES: int(0, 64).default(0).describe('job processes kept warm (0: as many as the job slots, at most 64)'),
+  SESSION_NO_USER_TIMEOUT: int(0, 86_400)
+    .default(300)
+    .describe('seconds an agent waits in its room for a user; none by then: the session ends no_user and frees its slot (0: waits forever)'),
   WORKER_HOST: z.string().min(1).default('127.0.0.1').describe('address of the worker health and metrics endpoints (0.0.0.0 in containers)'),
   WORKER_HEALTH_PORT: int(0, 65535).default(8081).describe('port of the agent server health endpoint (0: any free port)'),
   WORKER_METRICS_PORT: int(0, 65535).default(9466).describe('port of the worker /metrics endpoint (0: any free port)'),

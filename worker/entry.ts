@@ -1,6 +1,6 @@
 import type { JobContext } from '@livekit/agents';
 import { llm, voice } from '@livekit/agents';
-import { RoomEvent } from '@livekit/rtc-node';
+import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
 import { AgentNotFoundError, UnavailableError } from '../common/errors.js';
 import type { AgentConfig } from '../common/schemas/agent-config.js';
 import type { Tier } from '../common/agent-resolver.js';
@@ -142,15 +142,33 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   // The session is over when the agent session closes (the user left, the room closed): its worker
   // slot is free from then on, not only once the job process has finished shutting down (seconds later).
   let ended: Promise<void> | undefined;
-  const end = () =>
+  const end = (reason?: string) =>
     (ended ??= (async () => {
+      clearTimeout(noUser);
       frames?.close();
       events.onEnded?.(config.id, jobId);
       if (sessionId && (await serving())) {
-        await record(() => d.store.transition(sessionId, 'ended', { endedAt: new Date(), durationSeconds: Math.round((Date.now() - startedAt) / 100) / 10 }));
+        const fields = { endedAt: new Date(), durationSeconds: Math.round((Date.now() - startedAt) / 100) / 10, ...(reason ? { failureReason: reason } : {}) };
+        await record(() => d.store.transition(sessionId, 'ended', fields));
       }
     })());
-  ctx.addShutdownCallback(end);
+  ctx.addShutdownCallback(() => end());
+  // A user who never comes (or left before the agent arrived) would keep the agent, and its worker slot, forever.
+  const userHere = () => [...ctx.room.remoteParticipants.values()].some((p) => p.kind !== ParticipantKind.AGENT);
+  let userSeen = userHere();
+  ctx.room.on(RoomEvent.ParticipantConnected, (p) => {
+    if (p.kind !== ParticipantKind.AGENT) userSeen = true;
+  });
+  const noUser =
+    d.config.SESSION_NO_USER_TIMEOUT > 0
+      ? setTimeout(() => {
+          if (userHere() || userSeen) return;
+          log.info({ seconds: d.config.SESSION_NO_USER_TIMEOUT }, 'no user joined: ending the session');
+          void end('no_user');
+          ctx.shutdown('no user joined');
+        }, d.config.SESSION_NO_USER_TIMEOUT * 1000)
+      : undefined;
+
   // A room closed under the agent (deleted, or the agent removed) ends it too; the session's own close can take seconds.
   ctx.room.on(RoomEvent.Disconnected, () => void end());
   session.on(voice.AgentSessionEventTypes.Close, () => {

@@ -149,7 +149,7 @@ export class WorkerPresence {
       return;
     }
     this.beating = this.o.capacity
-      .heartbeat(this.id, this.info())
+      .heartbeat(this.id, this.info(), [...this.sessions.values()].filter((s) => s.running).map((s) => s.sessionId))
       .then(() => this.releaseFinished())
       .catch((err: Error) => {
         // Redis away: the worker's slots stop counting until it is back, which is what should happen.

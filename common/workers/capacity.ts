@@ -58,15 +58,18 @@ export interface WorkerInfo {
   pid: number;
 }
 
+// ARGV: worker id, now, free slots, info, channel, then the sessions it holds (re-asserted, so a sweep
+// that took the worker for dead while Redis was away cannot leave them unrecoverable).
 const HEARTBEAT = luaScript(
   `local prev = redis.call('HGET', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+if #ARGV > 5 then redis.call('SADD', KEYS[4], unpack(ARGV, 6)) end
 local free = tonumber(ARGV[3])
 if free > 0 and (not prev or tonumber(prev) < free) then redis.call('PUBLISH', ARGV[5], ARGV[1]) end
 return 1`,
-  3,
+  4,
 );
 
 // A worker leaving on purpose has finished its jobs (or handed their sessions to LiveKit's participant_left).
@@ -141,9 +144,12 @@ export class WorkerCapacity {
     return [this.keys.live, this.keys.free, this.keys.info];
   }
 
-  /** A worker's beat: it is alive and has `info.free` slots; dispatchers waiting for a slot hear of a rise at once. */
-  async heartbeat(workerId: string, info: WorkerInfo, now = Date.now()): Promise<void> {
-    await HEARTBEAT(this.redis, this.k3, [workerId, now, info.free, JSON.stringify(info), this.keys.channel]);
+  /**
+   * A worker's beat: it is alive, has `info.free` slots and holds `held`
+   * sessions; dispatchers waiting for a slot hear of a rise at once.
+   */
+  async heartbeat(workerId: string, info: WorkerInfo, held: string[] = [], now = Date.now()): Promise<void> {
+    await HEARTBEAT(this.redis, [...this.k3, this.keys.heldPrefix + workerId], [workerId, now, info.free, JSON.stringify(info), this.keys.channel, ...held]);
   }
 
   async leave(workerId: string): Promise<void> {

@@ -75,6 +75,8 @@ describe('placement: every session gets its agent in about a second and keeps on
     this.timeout(60_000);
     await Promise.all(users.splice(0).map((u) => u.leave()));
     await stopWorkers();
+    // Each test starts with no worker counted: the killed ones' heartbeats lapse.
+    await until(async () => (await capacity.summary()).workers.length === 0, 10_000, 100);
   });
   after(async function () {
     this.timeout(60_000);
@@ -193,6 +195,37 @@ describe('placement: every session gets its agent in about a second and keeps on
     }, 15_000, 100);
     expect(v.placement.workerId).to.equal(survivorId);
     expect(u1.agents).to.have.length(1);
+  });
+
+  it('a session whose user never comes ends no_user after SESSION_NO_USER_TIMEOUT and gives its slot back', async () => {
+    await worker({ WORKER_MAX_JOBS: '1', WORKER_IDLE_PROCESSES: '1', SESSION_NO_USER_TIMEOUT: '2' });
+    const s = await post('desk');
+    const v = await until(async () => {
+      const x = await view(s.sessionId);
+      return x.status === 'ended' ? x : undefined;
+    }, 20_000, 200);
+    expect(v.failureReason).to.equal('no_user');
+    expect(v.transitions.map((t: { status: string }) => t.status)).to.deep.equal(['queued', 'dispatched', 'active', 'ended']);
+    await until(async () => (await capacity.summary()).workers[0]?.free === 1, 10_000, 100);
+  });
+
+  it('a dispatcher stopped while a session waits for a slot gives it back: it keeps its place and goes out with the next dispatcher', async () => {
+    // No worker yet: the session waits.
+    const s = await post('desk');
+    const user = await join(s);
+    await until(async () => (await view(s.sessionId)).waitingFor === 'capacity', 10_000, 100);
+    const stopping = Date.now();
+    await dispatcher.stop();
+    expect(Date.now() - stopping, 'stop did not wait for the waiting session (ms)').to.be.below(5000);
+    expect((await view(s.sessionId)).status).to.equal('queued');
+    dispatcher = await startTestDispatcher(api.env);
+    await worker({ WORKER_MAX_JOBS: '1', WORKER_IDLE_PROCESSES: '1' });
+    await until(async () => user.agents.length > 0, 20_000, 50);
+    await until(async () => user.said('Desk here.'), 20_000, 50);
+    const v = await view(s.sessionId);
+    expect(v.transitions.map((t: { status: string }) => t.status).slice(0, 3)).to.deep.equal(['queued', 'dispatched', 'active']);
+    expect(v.placement.generation).to.equal(0);
+    expect(user.agents).to.have.length(1);
   });
 
   it('a worker SIGKILLed mid-conversation: a new agent joins the user within 5 s, continues the conversation, and the session never ends while the user stays', async () => {
