@@ -289,7 +289,7 @@ export async function benchPlacement(runs: number, log: Log): Promise<Section> {
       `Join-check re-dispatches (AGENT_JOIN_TIMEOUT, the last resort) over all bursts: ${joinCheckRedispatches.reduce((a, b) => a + b, 0)}; sessions placed again by the placement check (LiveKit could not place the job) over all bursts: ${placedAgain.reduce((a, b) => a + b, 0)} (median per run ${fmt(median(placedAgain))}).`,
       `Sessions the bench ended itself (\`DELETE\`, untimed) because their user had left before the agent came: ${endedByBench}; raw rooms are deleted after each session.`,
       `Client connections tried again after a failed connect (a client app would too): ${joinRetries}; errors the client library threw from its handle finalizers (bench/lib/client-errors.ts) during the whole bench so far: ${clientHandleErrors()}.`,
-      `A burst larger than the worker's ${sizing.capacity} slots waits in the queue, in order, and goes out as slots free (each user stays ${STAY_MS / 1000} s after its greeting): the slowest of a burst of 20 is three waves of sessions. Raw LiveKit offers every job at once; the worker declines those beyond its slots and LiveKit does not offer them again.`,
+      `A burst larger than the worker's ${sizing.capacity} slots waits in the queue, in order, and goes out as slots free (each user stays ${STAY_MS / 1000} s after its greeting): the slowest of a burst of 20 comes in the ${Math.ceil(20 / sizing.capacity)}th wave of sessions. Raw LiveKit offers every job at once; the worker declines those beyond its slots and LiveKit does not offer them again.`,
       ...runLines,
     ],
   };
