@@ -19,5 +19,21 @@ export function livekitClients(s: LivekitSettings) {
   };
 }
 
+/** LiveKit answered that the room (or dispatch, or participant) does not exist. */
+export function isNotFound(err: unknown): boolean {
+  const e = err as { status?: number; code?: string } | undefined;
+  return e?.status === 404 || e?.code === 'not_found';
+}
+
 /** ParticipantInfo.Kind.AGENT in LiveKit's protocol (livekit-server-sdk does not export the enum). */
 export const AGENT_KIND = 4;
+
+/** The people (not agents, avatars included) in a room now; none when the room is gone. */
+export async function usersIn(rooms: RoomServiceClient, room: string) {
+  try {
+    return (await rooms.listParticipants(room)).filter((p) => p.kind !== AGENT_KIND);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}

@@ -1,9 +1,9 @@
 import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
-import { AGENT_KIND } from '../common/livekit.js';
+import { usersIn } from '../common/livekit.js';
 import type { Recovery } from '../common/queue.js';
 import type { Placements } from '../common/sessions/placement.js';
 import { TERMINAL_STATUSES, type SessionJob } from '../common/sessions/schema.js';
-import { jobFromRecord, type SessionStore } from '../common/sessions/store.js';
+import { endedFields, jobFromRecord, type SessionStore } from '../common/sessions/store.js';
 import type { WorkerCapacity } from '../common/workers/capacity.js';
 import { withdrawSessionDispatches } from './session-dispatches.js';
 
@@ -66,15 +66,18 @@ const START_GRACE = 4;
  * that began less than `timeoutMs` ago, is on its way: look again later.
  */
 export async function checkAgentJoined(check: { sessionId: string; generation: number }, d: PlacementDeps, timeoutMs: number): Promise<JoinOutcome> {
+  // With claims: until when is the job on its way? (still waiting for a process, or begun less than timeoutMs ago)
+  let onItsWay = 0;
   if (d.claims) {
     const p = await d.placements.get(check.sessionId);
     if (p.over || p.gen !== check.generation) return 'joined-or-over';
-    const deadline = p.startedAt ? p.startedAt + timeoutMs : (p.acceptedAt ?? 0) + START_GRACE * timeoutMs;
-    const live = p.workerId !== undefined && (await d.capacity.isLive(p.workerId));
-    if (p.jobId && live && Date.now() < deadline) return { later: deadline - Date.now() };
+    if (p.jobId && p.workerId && (await d.capacity.isLive(p.workerId))) {
+      onItsWay = p.startedAt ? p.startedAt + timeoutMs : (p.acceptedAt ?? 0) + START_GRACE * timeoutMs;
+    }
   }
   const s = await d.store.get(check.sessionId);
   if (!s || (s.status !== 'dispatched' && s.status !== 'recovering')) return 'joined-or-over';
+  if (Date.now() < onItsWay) return { later: onItsWay - Date.now() };
   if (!s.redispatches) {
     // Take the session from the job that never joined (force), unless it moved on since.
     const r = await d.placements.replace(s._id, { gen: check.generation, force: true });
@@ -99,19 +102,9 @@ export async function recoverSession(r: Recovery, d: PlacementDeps): Promise<Rec
   const s = await d.store.get(r.sessionId);
   if (!s || TERMINAL_STATUSES.includes(s.status)) return 'moved-on';
 
-  const people = await d.rooms.listParticipants(s.roomName).catch((err: { status?: number; code?: string }) => {
-    if (err?.status === 404 || err?.code === 'not_found') return [];
-    throw err;
-  });
   // Nobody left to talk to, or agents that keep dying in this session: it is over.
-  if (!people.some((x) => x.kind !== AGENT_KIND) || p.recoveries >= MAX_RECOVERIES) {
-    const activeAt = s.transitions.find((t) => t.status === 'active')?.at;
-    const endedAt = new Date();
-    await d.store.transition(s._id, 'ended', {
-      endedAt,
-      durationSeconds: activeAt ? Math.round((endedAt.getTime() - new Date(activeAt).getTime()) / 100) / 10 : 0,
-      failureReason: 'agent_lost',
-    });
+  if ((await usersIn(d.rooms, s.roomName)).length === 0 || p.recoveries >= MAX_RECOVERIES) {
+    await d.store.transition(s._id, 'ended', endedFields(s, 'agent_lost'));
     return 'ended';
   }
 

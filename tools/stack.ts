@@ -33,12 +33,23 @@ async function shutdown(code: number) {
   const exits = [...children.values()].map(
     (c) => new Promise<void>((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve() : c.once('exit', () => resolve()))),
   );
-  for (const c of children.values()) c.kill('SIGTERM');
-  const force = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), 15_000);
+  for (const c of children.values()) signalGroup(c, 'SIGTERM');
+  // The worker's job processes ignore SIGTERM (@livekit/agents): whatever is left of a group is killed.
+  const force = setTimeout(() => children.forEach((c) => signalGroup(c, 'SIGKILL')), 15_000);
   await Promise.all(exits);
   clearTimeout(force);
+  for (const c of children.values()) signalGroup(c, 'SIGKILL');
   await servicesDown(started, (m) => console.log(`${'stack'.padEnd(width)} | ${m}`));
   process.exit(code);
+}
+
+/** Each service runs in a process group of its own, with whatever it forks (the worker's job processes). */
+function signalGroup(c: ChildProcess, signal: NodeJS.Signals) {
+  try {
+    process.kill(-c.pid!, signal);
+  } catch {
+    /* the group is gone */
+  }
 }
 
 process.on('SIGINT', () => void shutdown(0));
@@ -50,6 +61,7 @@ for (const app of APPS) {
     cwd: ROOT,
     env: process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   children.set(app.name, child);
   prefixed(app.name, child.stdout!, process.stdout);

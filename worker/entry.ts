@@ -79,16 +79,16 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
     return fail('provider_not_configured');
   }
 
-  // A session whose earlier agent died has its conversation in Redis: go on from there.
+  // A session whose earlier agent died has its conversation in Redis: go on from there (read while connecting).
   const sessionId = target.sessionId;
-  const history = sessionId ? await d.turns.load(sessionId).catch(() => [] as Turn[]) : [];
+  const loading = sessionId ? d.turns.load(sessionId).catch(() => [] as Turn[]) : Promise.resolve([] as Turn[]);
   // Only the job that serves the session now writes its record (not one placed again meanwhile).
   const serving = async () => !sessionId || (await d.placements.isCurrent(sessionId, jobId).catch(() => true));
 
   // Watch for the user's camera before connecting, so tracks subscribed during the connect are seen.
   // (The participant attributes naming session, agent and worker came with the job's token.)
   const frames = config.vision ? new LatestFrame(ctx.room, new Set([BITHUMAN_IDENTITY])) : undefined;
-  await ctx.connect();
+  const [history] = await Promise.all([loading, ctx.connect()]);
 
   const session = new voice.AgentSession(pipeline);
   if (sessionId) {
@@ -162,7 +162,7 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   const noUser =
     d.config.SESSION_NO_USER_TIMEOUT > 0
       ? setTimeout(() => {
-          if (userHere() || userSeen) return;
+          if (userSeen || userHere()) return;
           log.info({ seconds: d.config.SESSION_NO_USER_TIMEOUT }, 'no user joined: ending the session');
           void end('no_user');
           ctx.shutdown('no user joined');

@@ -1,4 +1,5 @@
 import { parseRoomName } from '../common/rooms.js';
+import { asGeneration } from '../common/sessions/dispatch-metadata.js';
 
 export interface JobTarget {
   agentId?: string;
@@ -27,7 +28,7 @@ export function jobTarget(metadata: string | undefined, roomName: string | undef
     ...(agentId ? { agentId } : {}),
     ...(typeof meta.sessionId === 'string' ? { sessionId: meta.sessionId } : {}),
     ...(typeof meta.configVersion === 'number' ? { configVersion: meta.configVersion } : {}),
-    generation: typeof meta.generation === 'number' && Number.isInteger(meta.generation) && meta.generation >= 0 ? meta.generation : 0,
+    generation: asGeneration(meta.generation),
     ...(typeof meta.requestedAt === 'string' && Number.isFinite(Date.parse(meta.requestedAt)) ? { requestedAt: Date.parse(meta.requestedAt) } : {}),
   };
 }

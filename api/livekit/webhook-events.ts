@@ -1,12 +1,12 @@
 import type { ParticipantInfo, RoomServiceClient, WebhookEvent } from 'livekit-server-sdk';
-import { AGENT_KIND } from '../../common/livekit.js';
+import { AGENT_KIND, usersIn } from '../../common/livekit.js';
 import type { Recovery } from '../../common/queue.js';
 import { GENERATION_ATTRIBUTE, SESSION_ATTRIBUTE } from '../../common/sessions/attributes.js';
 import type { SessionModels } from '../../common/sessions/model.js';
 import type { Placements } from '../../common/sessions/placement.js';
 import { OPEN_STATUSES } from '../../common/sessions/schema.js';
 import { ENTERED_FROM } from '../../common/sessions/state.js';
-import type { SessionStore } from '../../common/sessions/store.js';
+import { endedFields, type SessionStore } from '../../common/sessions/store.js';
 
 export interface WebhookDeps {
   store: SessionStore;
@@ -32,14 +32,7 @@ async function sessionFor(d: WebhookDeps, room: string, attributes: Record<strin
 
 async function end(d: WebhookDeps, sessionId: string, reason?: string): Promise<boolean> {
   const s = await d.store.get(sessionId);
-  if (!s) return false;
-  const activeAt = s.transitions.find((t) => t.status === 'active')?.at;
-  const endedAt = new Date();
-  return d.store.transition(sessionId, 'ended', {
-    endedAt,
-    durationSeconds: activeAt ? Math.round((endedAt.getTime() - new Date(activeAt).getTime()) / 100) / 10 : 0,
-    ...(reason ? { failureReason: reason } : {}),
-  });
+  return s ? d.store.transition(sessionId, 'ended', endedFields(s, reason)) : false;
 }
 
 /**
@@ -51,10 +44,6 @@ async function isCurrentAgent(d: WebhookDeps, sessionId: string, p: ParticipantI
   const gen = p.attributes?.[GENERATION_ATTRIBUTE];
   if (gen === undefined) return true;
   return (await d.placements.get(sessionId)).gen === Number(gen);
-}
-
-async function peopleIn(d: WebhookDeps, room: string): Promise<ParticipantInfo[]> {
-  return (await d.rooms.listParticipants(room).catch(() => [])).filter((x) => x.kind !== AGENT_KIND);
 }
 
 /**
@@ -91,7 +80,8 @@ export async function applyWebhookEvent(e: WebhookEvent, d: WebhookDeps): Promis
       // An agent that vanished while its user stayed (its process died): a new one takes over.
       const jobId = p.identity.startsWith('agent-') ? p.identity.slice('agent-'.length) : undefined;
       const status = (await d.store.get(sessionId))?.status;
-      if (jobId && status === 'active' && (await peopleIn(d, room)).length > 0) {
+      // Whether the user is still there cannot be asked (LiveKit not answering): the session ends, as it did before.
+      if (jobId && status === 'active' && (await usersIn(d.rooms, room).catch(() => [])).length > 0) {
         await d.recover({ sessionId, jobId });
         return { sessionId, applied: true };
       }

@@ -12,6 +12,7 @@ import {
   type FieldError,
 } from '../../common/errors.js';
 import { enqueueCallback, type CallbackJob } from '../../common/callbacks.js';
+import { isNotFound } from '../../common/livekit.js';
 import { sessionJobOptions } from '../../common/queue.js';
 import { dispatchMetadata } from '../../common/sessions/dispatch-metadata.js';
 import { callbackPayload } from '../../common/sessions/effects.js';
@@ -325,8 +326,8 @@ async function ignoreNotFound(p: Promise<unknown>): Promise<void> {
   try {
     await p;
   } catch (err) {
-    const e = err as { status?: number; code?: string };
-    if (e.status === 404 || e.code === 'not_found') return;
+    if (isNotFound(err)) return;
+    const e = err as { status?: number };
     if (typeof e.status !== 'number' || e.status >= 500) throw new UnavailableError('livekit', { cause: err });
     throw err;
   }

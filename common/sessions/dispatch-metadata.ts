@@ -8,11 +8,15 @@ export function dispatchMetadata(job: Pick<SessionJob, 'agentId' | 'sessionId' |
   return JSON.stringify({ ...job.metadata, agentId: job.agentId, sessionId: job.sessionId, configVersion, requestedAt: job.requestedAt, ...(generation ? { generation } : {}) });
 }
 
-/** The placement generation a dispatch was made for (common/sessions/placement.ts); 0 when it says none. */
+/** A metadata's `generation` field as a placement generation (common/sessions/placement.ts); 0 when it is none. */
+export function asGeneration(v: unknown): number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : 0;
+}
+
+/** The placement generation a dispatch was made for. */
 export function generationOf(metadata: string): number {
   try {
-    const v = (JSON.parse(metadata) as { generation?: unknown }).generation;
-    return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : 0;
+    return asGeneration((JSON.parse(metadata) as { generation?: unknown }).generation);
   } catch {
     return 0;
   }

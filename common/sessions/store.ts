@@ -36,6 +36,16 @@ export function recordFromJob(job: SessionJob): Omit<SessionDoc, 'status' | 'tra
   };
 }
 
+/** What a move to `ended` records: when, and how long the agent was active (0 if it never was). */
+export function endedFields(s: SessionDoc, reason?: string, endedAt = new Date()): TransitionFields {
+  const activeAt = s.transitions.find((t) => t.status === 'active')?.at;
+  return {
+    endedAt,
+    durationSeconds: activeAt ? Math.round((endedAt.getTime() - new Date(activeAt).getTime()) / 100) / 10 : 0,
+    ...(reason ? { failureReason: reason } : {}),
+  };
+}
+
 /** The job that dispatches a recorded session again. */
 export function jobFromRecord(s: SessionDoc, generation: number): SessionJob {
   return {

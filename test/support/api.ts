@@ -29,8 +29,8 @@ export async function startTestApi(overrides: Record<string, string> = {}): Prom
     QUEUE_PREFIX: name,
     AGENT_NAME: name,
     DISPATCHER_METRICS_PORT: '0',
-    // No worker runs in most tests: dispatch without waiting for worker slots (WITH_WORKERS undoes
-    // this), and keep re-dispatch out of their way unless a test asks for it.
+    // No worker runs in most tests: dispatch without waiting for worker slots (test/support/worker-stack.ts
+    // undoes this), and keep re-dispatch out of their way unless a test asks for it.
     DISPATCH_MODE: 'immediate',
     AGENT_JOIN_TIMEOUT: '600',
     WORKER_METRICS_PORT: '0',
@@ -64,9 +64,6 @@ export async function startTestApi(overrides: Record<string, string> = {}): Prom
     },
   });
 }
-
-/** For tests with real workers: the default dispatch, into worker slots with placement checks. */
-export const WITH_WORKERS = { DISPATCH_MODE: 'capacity' } as const;
 
 /** A valid AgentConfig body; fields can be overridden per test. */
 export function agentBody(id: string | number, extra: Record<string, unknown> = {}) {

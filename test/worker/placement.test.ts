@@ -2,17 +2,17 @@ import { expect } from 'chai';
 import { createRedis, redisReady } from '../../common/redis.js';
 import { livekitClients } from '../../common/livekit.js';
 import { WorkerCapacity } from '../../common/workers/capacity.js';
-import type { RunningDispatcher } from '../../dispatcher/server.js';
-import { agentBody, startTestApi, WITH_WORKERS, type TestApi } from '../support/api.js';
+import { agentBody, type TestApi } from '../support/api.js';
 import { startTestDispatcher } from '../support/dispatcher.js';
 import { speechPcm } from '../support/fakes/audio.js';
-import { DEFAULT_DEEPGRAM_TRANSCRIPT, startFakeDeepgram, type FakeDeepgram } from '../support/fakes/deepgram.js';
-import { DEFAULT_CHAT_REPLY, messageText, startFakeOpenAI, type FakeOpenAI } from '../support/fakes/openai.js';
-import { OwnLivekit } from '../support/livekit-server.js';
+import { DEFAULT_DEEPGRAM_TRANSCRIPT } from '../support/fakes/deepgram.js';
+import { DEFAULT_CHAT_REPLY, messageText, type FakeOpenAI } from '../support/fakes/openai.js';
+import type { OwnLivekit } from '../support/livekit-server.js';
 import { sample } from '../support/prometheus-text.js';
 import { until } from '../support/sessions.js';
 import { TestUser } from '../support/user.js';
 import { spawnWorker, type WorkerProcess } from '../support/worker.js';
+import { startWorkerStack, type WorkerStack } from '../support/worker-stack.js';
 
 interface Created {
   sessionId: string;
@@ -23,12 +23,10 @@ interface Created {
 
 describe('placement: every session gets its agent in about a second and keeps one', function () {
   this.timeout(240_000);
+  let stack: WorkerStack;
   let livekit: OwnLivekit;
   let api: TestApi;
-  let dispatcher: RunningDispatcher;
   let openai: FakeOpenAI;
-  let deepgram: FakeDeepgram;
-  let providers: Record<string, string>;
   let capacity: WorkerCapacity;
   let redis: ReturnType<typeof createRedis>;
   const workers: WorkerProcess[] = [];
@@ -47,7 +45,7 @@ describe('placement: every session gets its agent in about a second and keeps on
     return u;
   }
   async function worker(overrides: Record<string, string>): Promise<WorkerProcess> {
-    const w = await spawnWorker(api.env, { ...providers, ...overrides });
+    const w = await spawnWorker(api.env, { ...stack.providers, ...overrides });
     workers.push(w);
     return w;
   }
@@ -59,13 +57,8 @@ describe('placement: every session gets its agent in about a second and keeps on
 
   before(async function () {
     this.timeout(120_000);
-    [openai, deepgram] = await Promise.all([startFakeOpenAI(), startFakeDeepgram()]);
-    livekit = await OwnLivekit.create();
-    api = await startTestApi({ LIVEKIT_URL: livekit.url, ...WITH_WORKERS });
-    livekit.webhookUrl = `${api.url}/api/livekit/webhook`;
-    await livekit.up();
-    dispatcher = await startTestDispatcher(api.env);
-    providers = { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, DEEPGRAM_API_KEY: 'dg-test', DEEPGRAM_BASE_URL: deepgram.url };
+    stack = await startWorkerStack();
+    ({ api, livekit, openai } = stack);
     redis = createRedis(api.env.REDIS_URL!);
     await redisReady(redis);
     capacity = new WorkerCapacity(redis, api.env.QUEUE_PREFIX!, api.env.AGENT_NAME!);
@@ -80,10 +73,7 @@ describe('placement: every session gets its agent in about a second and keeps on
   });
   after(async function () {
     this.timeout(60_000);
-    await dispatcher?.stop();
-    await api?.stop();
-    await livekit?.destroy();
-    await Promise.all([openai?.close(), deepgram?.close()]);
+    await stack?.stop();
     redis?.disconnect();
   });
 
@@ -92,7 +82,7 @@ describe('placement: every session gets its agent in about a second and keeps on
     expect(before.status).to.equal(503);
     expect(((await before.json()) as { detail: string }).detail).to.include('no agent worker ready');
     // As `npm start` runs it: default job slots, warm pool and CPU guard; not waiting for it here.
-    const spawned = spawnWorker(api.env, { ...providers, WORKER_LOAD_THRESHOLD: '', WORKER_IDLE_PROCESSES: '' });
+    const spawned = spawnWorker(api.env, { ...stack.providers, WORKER_LOAD_THRESHOLD: '', WORKER_IDLE_PROCESSES: '' });
     await until(async () => (await fetch(`${api.url}/readyz`)).status === 200, 90_000, 50);
     const s = await post('desk');
     const user = await join(s);
@@ -215,10 +205,10 @@ describe('placement: every session gets its agent in about a second and keeps on
     const user = await join(s);
     await until(async () => (await view(s.sessionId)).waitingFor === 'capacity', 10_000, 100);
     const stopping = Date.now();
-    await dispatcher.stop();
+    await stack.dispatcher.stop();
     expect(Date.now() - stopping, 'stop did not wait for the waiting session (ms)').to.be.below(5000);
     expect((await view(s.sessionId)).status).to.equal('queued');
-    dispatcher = await startTestDispatcher(api.env);
+    stack.dispatcher = await startTestDispatcher(api.env);
     await worker({ WORKER_MAX_JOBS: '1', WORKER_IDLE_PROCESSES: '1' });
     await until(async () => user.agents.length > 0, 20_000, 50);
     await until(async () => user.said('Desk here.'), 20_000, 50);
@@ -273,7 +263,7 @@ describe('placement: every session gets its agent in about a second and keeps on
       clearInterval(watch);
     }
     expect(statuses).to.not.include('ended');
-    const text = await (await fetch(`http://127.0.0.1:${dispatcher.metricsPort}/metrics`)).text();
+    const text = await (await fetch(`http://127.0.0.1:${stack.dispatcher.metricsPort}/metrics`)).text();
     expect(sample(text, 'agent_runtime_recoveries_total', { outcome: 'replaced' })).to.be.at.least(1);
   });
 });

@@ -3,49 +3,35 @@ import { livekitClients } from '../../common/livekit.js';
 import { createRedis, redisReady } from '../../common/redis.js';
 import { WORKER_ATTRIBUTE } from '../../common/sessions/attributes.js';
 import { WorkerCapacity } from '../../common/workers/capacity.js';
-import type { RunningDispatcher } from '../../dispatcher/server.js';
-import { agentBody, startTestApi, WITH_WORKERS, type TestApi } from '../support/api.js';
-import { startTestDispatcher } from '../support/dispatcher.js';
-import { startFakeDeepgram, type FakeDeepgram } from '../support/fakes/deepgram.js';
-import { startFakeOpenAI, type FakeOpenAI } from '../support/fakes/openai.js';
-import { OwnLivekit } from '../support/livekit-server.js';
+import { agentBody, type TestApi } from '../support/api.js';
+import type { OwnLivekit } from '../support/livekit-server.js';
 import { batchDone, until } from '../support/sessions.js';
 import { spawnWorker, type WorkerProcess } from '../support/worker.js';
+import { startWorkerStack, type WorkerStack } from '../support/worker-stack.js';
 
 describe('agent workers: several share the jobs, and a dead one leaves no session active without an agent', function () {
   this.timeout(240_000);
-  let livekit: OwnLivekit;
+  let stack: WorkerStack;
   let api: TestApi;
-  let dispatcher: RunningDispatcher;
-  let openai: FakeOpenAI;
-  let deepgram: FakeDeepgram;
+  let livekit: OwnLivekit;
   const workers: WorkerProcess[] = [];
-  let providerEnv: Record<string, string>;
 
   before(async function () {
     this.timeout(120_000);
-    [openai, deepgram] = await Promise.all([startFakeOpenAI(), startFakeDeepgram()]);
-    livekit = await OwnLivekit.create();
-    api = await startTestApi({ LIVEKIT_URL: livekit.url, ...WITH_WORKERS });
-    livekit.webhookUrl = `${api.url}/api/livekit/webhook`;
-    await livekit.up();
-    dispatcher = await startTestDispatcher(api.env);
-    providerEnv = { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, DEEPGRAM_API_KEY: 'dg-test', DEEPGRAM_BASE_URL: deepgram.url };
+    stack = await startWorkerStack();
+    ({ api, livekit } = stack);
     await api.call('POST', '/api/agents/register', agentBody('many', { greeting: 'Hi.' }));
   });
   after(async function () {
     this.timeout(60_000);
     await Promise.all(workers.map((w) => w.kill()));
-    await dispatcher?.stop();
-    await api?.stop();
-    await livekit?.destroy();
-    await Promise.all([openai?.close(), deepgram?.close()]);
+    await stack?.stop();
   });
 
   it('when two production-mode workers run on one host, then each has its own health port and both take jobs from one batch', async () => {
     // Two jobs fill a worker (load = running jobs / WORKER_MAX_JOBS): LiveKit must send the rest to the other.
     // WORKER_HEALTH_PORT is 0 in the test env: any free port, not the agent server's production default.
-    const capped = { ...providerEnv, WORKER_MAX_JOBS: '2' };
+    const capped = { ...stack.providers, WORKER_MAX_JOBS: '2' };
     workers.push(await spawnWorker(api.env, capped, 'start'), await spawnWorker(api.env, capped, 'start'));
     const ports = workers.map((w) => w.healthPort);
     expect(new Set(ports).size, `health ports ${ports}`).to.equal(2);

@@ -1,25 +1,24 @@
 import { expect } from 'chai';
 import { livekitClients } from '../../common/livekit.js';
-import type { RunningDispatcher } from '../../dispatcher/server.js';
-import { agentBody, startTestApi, WITH_WORKERS, type TestApi } from '../support/api.js';
-import { startTestDispatcher } from '../support/dispatcher.js';
+import { agentBody, type TestApi } from '../support/api.js';
 import { speechPcm } from '../support/fakes/audio.js';
 import { startFakeBitHuman, type FakeBitHuman } from '../support/fakes/bithuman.js';
-import { DEFAULT_DEEPGRAM_TRANSCRIPT, startFakeDeepgram, type FakeDeepgram } from '../support/fakes/deepgram.js';
-import { imageUrlsOf, instructionsOf, lastUserText, startFakeOpenAI, type FakeOpenAI } from '../support/fakes/openai.js';
-import { OwnLivekit } from '../support/livekit-server.js';
+import { DEFAULT_DEEPGRAM_TRANSCRIPT, type FakeDeepgram } from '../support/fakes/deepgram.js';
+import { imageUrlsOf, instructionsOf, lastUserText, type FakeOpenAI } from '../support/fakes/openai.js';
+import type { OwnLivekit } from '../support/livekit-server.js';
 import { sample } from '../support/prometheus-text.js';
 import { until } from '../support/sessions.js';
 import { TestUser } from '../support/user.js';
 import { spawnWorker, type WorkerProcess } from '../support/worker.js';
+import { startWorkerStack, type WorkerStack } from '../support/worker-stack.js';
 
 const BITHUMAN_SECRET = 'bithuman-test-secret-123';
 
 describe('the agent worker, end to end on a real LiveKit server with local fakes of the providers', function () {
   this.timeout(180_000);
+  let stack: WorkerStack;
   let livekit: OwnLivekit;
   let api: TestApi;
-  let dispatcher: RunningDispatcher;
   let worker: WorkerProcess;
   let openai: FakeOpenAI;
   let deepgram: FakeDeepgram;
@@ -36,30 +35,17 @@ describe('the agent worker, end to end on a real LiveKit server with local fakes
 
   before(async function () {
     this.timeout(120_000);
-    [openai, deepgram] = await Promise.all([startFakeOpenAI(), startFakeDeepgram()]);
     bithuman = await startFakeBitHuman({ secret: BITHUMAN_SECRET });
-    livekit = await OwnLivekit.create();
-    api = await startTestApi({ LIVEKIT_URL: livekit.url, ...WITH_WORKERS });
-    livekit.webhookUrl = `${api.url}/api/livekit/webhook`;
-    await livekit.up();
-    dispatcher = await startTestDispatcher(api.env);
-    worker = await spawnWorker(api.env, {
-      OPENAI_API_KEY: 'sk-test',
-      OPENAI_BASE_URL: openai.url,
-      DEEPGRAM_API_KEY: 'dg-test',
-      DEEPGRAM_BASE_URL: deepgram.url,
-      BITHUMAN_API_SECRET: BITHUMAN_SECRET,
-      BITHUMAN_API_URL: bithuman.url,
-    });
+    stack = await startWorkerStack();
+    ({ livekit, api, openai, deepgram } = stack);
+    worker = await spawnWorker(api.env, { ...stack.providers, BITHUMAN_API_SECRET: BITHUMAN_SECRET, BITHUMAN_API_URL: bithuman.url });
   });
   after(async function () {
     this.timeout(60_000);
     await Promise.all(users.map((u) => u.leave()));
     await worker?.kill();
-    await dispatcher?.stop();
-    await api?.stop();
-    await livekit?.destroy();
-    await Promise.all([openai?.close(), deepgram?.close(), bithuman?.close()]);
+    await stack?.stop();
+    await bithuman?.close();
   });
 
   it('when the avatar cannot start, then the session goes on voice-only, and the failure is counted', async () => {
