@@ -13,7 +13,6 @@ import { sessionRecords } from '../common/sessions/effects.js';
 import { AgentRegistry } from './agents/registry.js';
 import { webhookRoutes } from './livekit/webhook-routes.js';
 import { IdempotencyKeys } from './sessions/idempotency.js';
-import { RecordWriter } from './sessions/record-writer.js';
 import { SessionService } from './sessions/service.js';
 import { createApp } from './app.js';
 import { dashboardSummary } from './dashboard/summary.js';
@@ -37,17 +36,19 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   const registry = new AgentRegistry({ models, redis, prefix: config.QUEUE_PREFIX, cacheTtl: config.CONFIG_CACHE_TTL });
 
   const { resolver, close: closeResolver } = await createResolver(config, redis, models);
-  const { store, models: sessionsModels, callbacks, placements } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log, config.AGENT_NAME);
+  const { store, history, callbacks, placements } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log, config.AGENT_NAME, {
+    hotTtlSeconds: config.SESSION_HOT_TTL,
+  });
+  history.start();
   const capacity = config.DISPATCH_MODE === 'capacity' ? new WorkerCapacity(redis, config.QUEUE_PREFIX, config.AGENT_NAME) : undefined;
   const checks = checksQueue(redis, config.QUEUE_PREFIX);
   checks.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
-  const writer = new RecordWriter(store, log);
   const queue = sessionsQueue(redis, config.QUEUE_PREFIX);
   queue.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
   const { rooms, dispatch } = livekitClients(config);
   const metrics = apiMetrics();
   const sessions = new SessionService({
-    config, queue, store, models: sessionsModels, resolver, writer, callbacks, rooms, dispatch, placements, capacity,
+    config, queue, store, resolver, callbacks, log, rooms, dispatch, placements, capacity,
     metrics: {
       accepted: (agentId, seconds) => {
         metrics.sessionsRequested.inc({ agent_id: agentId });
@@ -59,7 +60,6 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
 
   const webhooks = webhookRoutes({
     store,
-    models: sessionsModels,
     placements,
     rooms,
     recover: (r) => enqueueRecovery(checks, r),
@@ -77,7 +77,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   const limits = createRedis(config.REDIS_URL, 'fail-fast', { enableAutoPipelining: true });
 
   const app = createApp({ config, logger: log, redis, limits, mongo, registry, sessions, idempotency, webhooks, metrics, capacity,
-    summary: () => dashboardSummary(sessionsModels, queue),
+    summary: () => dashboardSummary(store, queue),
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(s)));
@@ -95,7 +95,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      await writer.flush();
+      await history.stop();
       await queue.close();
       await checks.close();
       await callbacks.close();

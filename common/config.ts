@@ -72,6 +72,9 @@ export const sharedEnv = {
   CONFIG_CACHE_TTL: int(1, 86_400).default(300).describe('seconds an agent config stays cached in Redis'),
   CONFIG_NEGATIVE_TTL: int(1, 3600).default(5).describe('seconds an unknown agent id stays cached as unknown'),
   CONFIG_LRU_TTL_MS: int(100, 3_600_000).default(60_000).describe('milliseconds a config stays in a process without a change message'),
+  SESSION_HOT_TTL: int(60, 30 * 86_400)
+    .default(86_400)
+    .describe('seconds a session stays in Redis once it is over and its history is in MongoDB (reads then come from MongoDB)'),
 } as const;
 
 const dispatchAttempts = int(1, 1000).default(20).describe('tries per session before it fails (transient LiveKit errors back off up to 10 s)');

@@ -20,3 +20,6 @@ export async function connectMongo(uri: string, dbName?: string): Promise<Connec
   await conn.asPromise();
   return conn;
 }
+
+/** MongoDB's duplicate-key error (E11000): the `_id` (or a unique index) is taken. */
+export const isDuplicateKey = (err: unknown): boolean => (err as { code?: number })?.code === 11000;

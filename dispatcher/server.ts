@@ -52,7 +52,10 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
   const redis = createRedis(config.REDIS_URL, 'blocking');
   redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
   const mongo = await connectMongo(config.MONGODB_URI);
-  const { store, slots, callbacks } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log, config.AGENT_NAME);
+  const { store, slots, callbacks, history } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log, config.AGENT_NAME, {
+    hotTtlSeconds: config.SESSION_HOT_TTL,
+  });
+  history.start();
   const { resolver, close: closeResolver } = await createResolver(config, redis, await agentModels(mongo));
   const { rooms, dispatch } = livekitClients(config);
   const capacity = new WorkerCapacity(redis, config.QUEUE_PREFIX, config.AGENT_NAME);
@@ -236,6 +239,7 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
       await gate?.close();
       await Promise.all([worker.close(), checker.close(), callbackWorker.close()]);
       await Promise.all([checks.close(), callbacks.close(), sessionQueue.close()]);
+      await history.stop();
       closeResolver();
       redis.disconnect();
       await mongo.close();

@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import { translateOutages } from '../../common/errors.js';
-import type { SessionModels } from '../../common/sessions/model.js';
-import { SESSION_STATUSES, type SessionJob, type SessionStatus } from '../../common/sessions/schema.js';
+import type { SessionJob } from '../../common/sessions/schema.js';
+import type { SessionStore } from '../../common/sessions/store.js';
 
 const SAMPLE = 1000;
 
@@ -11,33 +11,22 @@ function percentile(sorted: number[], p: number): number | null {
 }
 
 /**
- * GET /api/metrics: what Agent-Dashboard shows. Counts come from MongoDB and
- * the queue; dispatch latency percentiles (request → dispatched, in seconds)
- * from the most recent sessions that got that far.
+ * GET /api/metrics: what Agent-Dashboard shows. Counts come from the
+ * sessions' history (caught up with every change made before the request)
+ * and the queue; dispatch latency percentiles (request → dispatched, in
+ * seconds) from the most recent sessions that got that far.
  */
-export function dashboardSummary(models: SessionModels, queue: Queue<SessionJob>) {
+export function dashboardSummary(store: SessionStore, queue: Queue<SessionJob>) {
   return translateOutages(async () => {
-    const [byStatus, activeByAgent, queueCounts, recent] = await Promise.all([
-      models.Session.aggregate<{ _id: SessionStatus; n: number }>([{ $group: { _id: '$status', n: { $sum: 1 } } }]),
-      models.Session.aggregate<{ _id: string; n: number }>([{ $match: { status: 'active' } }, { $group: { _id: '$agentId', n: { $sum: 1 } } }]),
+    const [sessions, activeSessionsByAgent, queueCounts, latencies] = await Promise.all([
+      store.statusCounts(),
+      store.activeByAgent(),
       queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
-      models.Session.find({ status: { $in: ['dispatched', 'active', 'ended'] } }, { requestedAt: 1, transitions: 1 })
-        .sort({ _id: -1 })
-        .limit(SAMPLE)
-        .lean(),
+      store.dispatchLatencies(SAMPLE),
     ]);
-    const sessions = Object.fromEntries(SESSION_STATUSES.map((s) => [s, 0])) as Record<SessionStatus, number>;
-    for (const g of byStatus) if (g._id in sessions) sessions[g._id] = g.n;
-    const latencies = recent
-      .map((s) => {
-        const at = s.transitions?.find((t) => t.status === 'dispatched')?.at;
-        return at ? (new Date(at).getTime() - new Date(s.requestedAt).getTime()) / 1000 : undefined;
-      })
-      .filter((x): x is number => x !== undefined)
-      .sort((a, b) => a - b);
     return {
       sessions,
-      activeSessionsByAgent: Object.fromEntries(activeByAgent.map((g) => [g._id, g.n])),
+      activeSessionsByAgent,
       queue: { depth: (queueCounts.waiting ?? 0) + (queueCounts.prioritized ?? 0) + (queueCounts.delayed ?? 0), ...queueCounts },
       dispatchLatencySeconds: { sample: latencies.length, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
       at: new Date().toISOString(),

@@ -2,15 +2,12 @@ import type { ParticipantInfo, RoomServiceClient, WebhookEvent } from 'livekit-s
 import { AGENT_KIND, usersIn } from '../../common/livekit.js';
 import type { Recovery } from '../../common/queue.js';
 import { GENERATION_ATTRIBUTE, SESSION_ATTRIBUTE } from '../../common/sessions/attributes.js';
-import type { SessionModels } from '../../common/sessions/model.js';
 import type { Placements } from '../../common/sessions/placement.js';
-import { OPEN_STATUSES } from '../../common/sessions/schema.js';
 import { ENTERED_FROM } from '../../common/sessions/state.js';
 import { endedFields, type SessionStore } from '../../common/sessions/store.js';
 
 export interface WebhookDeps {
   store: SessionStore;
-  models: SessionModels;
   placements: Placements;
   rooms: RoomServiceClient;
   /** Asks the dispatcher to place a new agent for a session whose agent left while its user stayed. */
@@ -23,9 +20,7 @@ export interface WebhookDeps {
 async function sessionFor(d: WebhookDeps, room: string, attributes: Record<string, string> | undefined): Promise<string | undefined> {
   const named = attributes?.[SESSION_ATTRIBUTE];
   if (named) return named;
-  const open = await d.models.Session.find({ roomName: room, status: { $in: [...OPEN_STATUSES] } }, { _id: 1, status: 1 })
-    .sort({ _id: 1 })
-    .lean();
+  const open = await d.store.openInRoom(room);
   // In a room shared by several sessions, the oldest one still waiting for its agent.
   return (open.find((s) => s.status !== 'active') ?? open[0])?._id;
 }
@@ -70,7 +65,7 @@ export async function applyWebhookEvent(e: WebhookEvent, d: WebhookDeps): Promis
       if (!p) return { applied: false };
       if (p.kind !== AGENT_KIND) {
         // The user of a session whose agent is being replaced left: nobody is waiting for it any more.
-        const waiting = await d.models.Session.find({ roomName: room, participantIdentity: p.identity, status: 'recovering' }, { _id: 1 }).lean();
+        const waiting = (await d.store.openInRoom(room)).filter((s) => s.participantIdentity === p.identity && s.status === 'recovering');
         let applied = false;
         for (const s of waiting) applied = (await end(d, s._id)) || applied;
         return { applied };
@@ -88,7 +83,7 @@ export async function applyWebhookEvent(e: WebhookEvent, d: WebhookDeps): Promis
       return { sessionId, applied: await end(d, sessionId) };
     }
     case 'room_finished': {
-      const open = await d.models.Session.find({ roomName: room, status: { $in: [...ENTERED_FROM.ended] } }, { _id: 1 }).lean();
+      const open = (await d.store.openInRoom(room)).filter((s) => ENTERED_FROM.ended.includes(s.status));
       let applied = false;
       for (const s of open) applied = (await end(d, s._id)) || applied;
       return { applied };

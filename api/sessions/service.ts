@@ -13,6 +13,7 @@ import {
 } from '../../common/errors.js';
 import { enqueueCallback, type CallbackJob } from '../../common/callbacks.js';
 import { isNotFound } from '../../common/livekit.js';
+import type { Logger } from '../../common/logger.js';
 import { sessionJobOptions } from '../../common/queue.js';
 import { dispatchMetadata } from '../../common/sessions/dispatch-metadata.js';
 import { callbackPayload } from '../../common/sessions/effects.js';
@@ -20,10 +21,8 @@ import { buildRoomName, newRoomSuffix } from '../../common/rooms.js';
 import { newId } from '../../common/sessions/ids.js';
 import type { Placements } from '../../common/sessions/placement.js';
 import type { WorkerCapacity } from '../../common/workers/capacity.js';
-import type { SessionModels } from '../../common/sessions/model.js';
 import {
   batchRequestSchema,
-  SESSION_STATUSES,
   sessionRequestSchema,
   TERMINAL_STATUSES,
   type SessionJob,
@@ -33,7 +32,6 @@ import {
 import { queuedRecord, type SessionStore } from '../../common/sessions/store.js';
 import { fieldErrors, parseOrThrow } from '../../common/validate.js';
 import { participantToken } from './participant-token.js';
-import type { RecordWriter } from './record-writer.js';
 import { placementView, sessionView, viewFromJob, type SessionView } from './views.js';
 
 /** What the service reports about accepted work; the HTTP layer turns it into Prometheus metrics. */
@@ -47,9 +45,8 @@ export interface SessionServiceDeps {
   config: ApiConfig;
   queue: Queue<SessionJob>;
   store: SessionStore;
-  models: SessionModels;
   resolver: AgentResolver;
-  writer: RecordWriter;
+  log?: Logger;
   callbacks: Queue<CallbackJob>;
   rooms: RoomServiceClient;
   dispatch: AgentDispatchClient;
@@ -118,8 +115,10 @@ export class SessionService {
       // in capacity mode, the sessions waiting for a worker slot.
       const dispatchOnJoin = !req.scheduledAt && !config.maxConcurrentSessions && this.d.config.DISPATCH_MODE === 'immediate';
       const job = this.job(req);
+      // Queue first: a session is accepted once its job is durable. Its record follows at once
+      // (a dispatcher that gets there first records it from the job).
       await this.d.queue.add('session', job, this.jobOptions(job));
-      this.d.writer.add([queuedRecord(job)]);
+      await this.d.store.createQueued([job]);
       await this.announceQueued([job]);
       const token = await participantToken(
         { apiKey: this.d.config.LIVEKIT_API_KEY, apiSecret: this.d.config.LIVEKIT_API_SECRET, ttlSeconds: this.d.config.PARTICIPANT_TOKEN_TTL },
@@ -189,14 +188,15 @@ export class SessionService {
       // Batch sessions get no participant token: nothing but the dispatcher can create their rooms.
       const jobs = requests.map((r) => this.job(r, batchId, parsed.callbackUrl));
       const sessionIds = jobs.map((j) => j.sessionId);
-      await this.d.models.Batch.create({ _id: batchId, sessionIds, accepted: jobs.length, createdAt: new Date() });
+      await this.d.store.createBatch({ _id: batchId, sessionIds, accepted: jobs.length, createdAt: new Date() });
       try {
         await this.d.queue.addBulk(jobs.map((j) => ({ name: 'session', data: j, opts: this.jobOptions(j) })));
       } catch (err) {
-        await this.d.models.Batch.deleteOne({ _id: batchId }).catch(() => undefined);
+        // Nothing of the batch was queued (addBulk is one MULTI): take its record back too.
+        await this.d.store.deleteBatch(batchId).catch((e) => this.d.log?.warn({ batchId, err: (e as Error).message }, 'batch record of an unqueued batch not deleted'));
         throw err;
       }
-      this.d.writer.add(jobs.map(queuedRecord));
+      await this.d.store.createQueued(jobs);
       await this.announceQueued(jobs);
       this.d.metrics?.batch(jobs.length);
       return { batchId, accepted: jobs.length, sessionIds };
@@ -229,14 +229,8 @@ export class SessionService {
 
   async list(q: { agentId?: string; status?: SessionStatus; batchId?: string; limit: number; cursor?: string }) {
     return guard(async () => {
-      const filter: Record<string, unknown> = {};
-      if (q.agentId) filter.agentId = q.agentId;
-      if (q.status) filter.status = q.status;
-      if (q.batchId) filter.batchId = q.batchId;
-      if (q.cursor) filter._id = { $lt: q.cursor };
-      const docs = await this.d.models.Session.find(filter).sort({ _id: -1 }).limit(q.limit + 1).lean();
-      const page = docs.slice(0, q.limit);
-      return { items: page.map(sessionView), nextCursor: docs.length > q.limit ? page[page.length - 1]!._id : null };
+      const { items, nextCursor } = await this.d.store.list(q);
+      return { items: items.map(sessionView), nextCursor };
     });
   }
 
@@ -283,17 +277,9 @@ export class SessionService {
 
   async batch(batchId: string): Promise<BatchProgress> {
     return guard(async () => {
-      const batch = await this.d.models.Batch.findById(batchId, { accepted: 1 }).lean();
+      const batch = await this.d.store.batch(batchId);
       if (!batch) throw new NotFoundError(`batch ${JSON.stringify(batchId)} does not exist`);
-      const groups = await this.d.models.Session.aggregate<{ _id: SessionStatus; n: number }>([
-        { $match: { batchId } },
-        { $group: { _id: '$status', n: { $sum: 1 } } },
-      ]);
-      const counts = Object.fromEntries(SESSION_STATUSES.map((st) => [st, 0])) as Record<SessionStatus, number>;
-      for (const g of groups) if (g._id in counts) counts[g._id] = g.n;
-      // Records not written yet are queued.
-      const recorded = Object.values(counts).reduce((a, b) => a + b, 0);
-      counts.queued += Math.max(0, batch.accepted - recorded);
+      const counts = await this.d.store.batchCounts(batch);
       return { batchId, accepted: batch.accepted, counts, done: counts.queued === 0 && counts.dispatching === 0 };
     });
   }
@@ -301,9 +287,8 @@ export class SessionService {
   /** Cancels every session of the batch that is not dispatched yet. */
   async cancelBatch(batchId: string): Promise<{ batchId: string; cancelled: number }> {
     return guard(async () => {
-      const batch = await this.d.models.Batch.findById(batchId).lean();
+      const batch = await this.d.store.batch(batchId, true);
       if (!batch) throw new NotFoundError(`batch ${JSON.stringify(batchId)} does not exist`);
-      await this.d.writer.flush();
       let cancelled = 0;
       for (let i = 0; i < batch.sessionIds.length; i += 200) {
         const ids = batch.sessionIds.slice(i, i + 200);

@@ -4,9 +4,10 @@ import type { Connection } from 'mongoose';
 import { callbacksQueue, enqueueCallback, type CallbackJob } from '../callbacks.js';
 import type { Logger } from '../logger.js';
 import { AgentSlots } from './agent-slots.js';
-import { sessionLock } from './lock.js';
+import { HistoryWriter } from './history-writer.js';
+import { HotRecords } from './hot-records.js';
 import { Placements } from './placement.js';
-import { sessionModels, type SessionDoc, type SessionModels } from './model.js';
+import { sessionModels, type SessionDoc } from './model.js';
 import { TERMINAL_STATUSES, type SessionStatus } from './schema.js';
 import { SessionStore } from './store.js';
 
@@ -48,24 +49,44 @@ export function wireSessionEffects(store: SessionStore, o: { slots: AgentSlots; 
 
 export interface SessionRecords {
   store: SessionStore;
-  models: SessionModels;
+  /** Writes the sessions' history to MongoDB once started (API and dispatcher start it). */
+  history: HistoryWriter;
   slots: AgentSlots;
   placements: Placements;
   callbacks: Queue<CallbackJob>;
 }
 
+export interface SessionRecordOptions {
+  /** Seconds a session's record stays in Redis once it is over and in MongoDB (SESSION_HOT_TTL). */
+  hotTtlSeconds?: number;
+  onFlush?(sessions: number, seconds: number): void;
+}
+
 /**
- * The session store every service uses (API, dispatcher, worker): records in
- * MongoDB, moves serialised by a per-session Redis lock, and the effects of a
- * move wired in, so a status change behaves the same wherever it is made.
+ * The session store every service uses (API, dispatcher, worker): running
+ * sessions in Redis, their history in MongoDB, and the effects of a move
+ * wired in, so a status change behaves the same wherever it is made.
  */
-export async function sessionRecords(mongo: Connection, redis: Redis, prefix: string, logger: Logger, agentName: string): Promise<SessionRecords> {
+export async function sessionRecords(
+  mongo: Connection,
+  redis: Redis,
+  prefix: string,
+  logger: Logger,
+  agentName: string,
+  o: SessionRecordOptions = {},
+): Promise<SessionRecords> {
   const models = await sessionModels(mongo);
-  const store = new SessionStore(models, sessionLock(redis, prefix));
+  const hot = new HotRecords(redis, prefix);
+  const store = new SessionStore(hot, models);
+  const history = new HistoryWriter(redis, hot, models, logger, {
+    hotTtlMs: (o.hotTtlSeconds ?? 86_400) * 1000,
+    ...(o.onFlush ? { onFlush: o.onFlush } : {}),
+  });
+  store.useWriter(history);
   const slots = new AgentSlots(redis, prefix);
   const placements = new Placements(redis, prefix, agentName);
   const callbacks = callbacksQueue(redis, prefix);
   callbacks.on('error', (err) => logger.debug({ err: err.message }, 'callbacks queue error'));
   wireSessionEffects(store, { slots, placements, callbacks, logger });
-  return { store, models, slots, placements, callbacks };
+  return { store, history, slots, placements, callbacks };
 }

@@ -1,40 +1,13 @@
-import { BusyError } from '../errors.js';
-import type { SessionDoc, SessionModels } from './model.js';
-import type { SessionJob, SessionStatus } from './schema.js';
-import { ENTERED_FROM } from './state.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { HistoryWriter } from './history-writer.js';
+import type { HotRecords, TransitionFields } from './hot-records.js';
+import type { BatchDoc, SessionDoc, SessionModels } from './model.js';
+import { SESSION_STATUSES, type SessionJob, type SessionStatus } from './schema.js';
 
-export interface TransitionFields {
-  configVersion?: number;
-  /** Dispatch attempts made so far, this one included. */
-  attempts?: number;
-  dispatchId?: string;
-  failureReason?: string;
-  redispatches?: number;
-  endedAt?: Date;
-  durationSeconds?: number;
-}
+export type { TransitionFields };
 
 /** Told of every status change that happened, after it is written. */
 export type TransitionListener = (session: SessionDoc, from: SessionStatus | undefined) => void | Promise<void>;
-
-const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === 11000;
-
-/** The base record of a session, as the API knows it when it queues the job. */
-export function recordFromJob(job: SessionJob): Omit<SessionDoc, 'status' | 'transitions' | 'updatedAt'> {
-  const requestedAt = new Date(job.requestedAt);
-  return {
-    _id: job.sessionId,
-    agentId: job.agentId,
-    roomName: job.roomName,
-    participantIdentity: job.participantIdentity,
-    ...(job.metadata ? { metadata: job.metadata } : {}),
-    ...(job.batchId ? { batchId: job.batchId } : {}),
-    ...(job.scheduledAt ? { scheduledAt: new Date(job.scheduledAt) } : {}),
-    ...(job.callbackUrl ? { callbackUrl: job.callbackUrl } : {}),
-    attempts: 0,
-    requestedAt,
-  };
-}
 
 /** What a move to `ended` records: when, and how long the agent was active (0 if it never was). */
 export function endedFields(s: SessionDoc, reason?: string, endedAt = new Date()): TransitionFields {
@@ -61,126 +34,180 @@ export function jobFromRecord(s: SessionDoc, generation: number): SessionJob {
   };
 }
 
+/** The record of a session that is still only in its job: queued. */
 export function queuedRecord(job: SessionJob): SessionDoc {
-  const base = recordFromJob(job);
-  return { ...base, status: 'queued', transitions: [{ status: 'queued', at: base.requestedAt }], updatedAt: base.requestedAt };
+  const requestedAt = new Date(job.requestedAt);
+  return {
+    _id: job.sessionId,
+    agentId: job.agentId,
+    roomName: job.roomName,
+    participantIdentity: job.participantIdentity,
+    ...(job.metadata ? { metadata: job.metadata } : {}),
+    ...(job.batchId ? { batchId: job.batchId } : {}),
+    ...(job.scheduledAt ? { scheduledAt: new Date(job.scheduledAt) } : {}),
+    ...(job.callbackUrl ? { callbackUrl: job.callbackUrl } : {}),
+    attempts: 0,
+    requestedAt,
+    status: 'queued',
+    transitions: [{ status: 'queued', at: requestedAt }],
+    updatedAt: requestedAt,
+  };
 }
 
-/** Exclusive right to change one session's record; undefined when not obtained in time. */
-export type SessionLock = (sessionId: string) => Promise<(() => Promise<void>) | undefined>;
+export interface SessionListQuery {
+  agentId?: string;
+  status?: SessionStatus;
+  batchId?: string;
+  limit: number;
+  cursor?: string;
+}
+
+export type StatusCounts = Record<SessionStatus, number>;
+
+const zeroCounts = () => Object.fromEntries(SESSION_STATUSES.map((s) => [s, 0])) as StatusCounts;
 
 /**
- * Session records in MongoDB, changed only along the state machine.
- *
- * Each transition reads the record, checks the move, and writes by `_id`
- * alone, under a short per-session Redis lock. A filter on `_id` plus status
- * would do the same in one MongoDB round trip, but the MongoDB-compatible
- * server used in development scans the whole collection for any filter that
- * is not a bare `_id`; the lock keeps every transition an indexed write on both.
+ * Session records. A running session lives in Redis (hot-records.ts): every
+ * move is one atomic script checked against the state table, so the hot
+ * path never waits on MongoDB. MongoDB keeps the history, written behind in
+ * bulk (history-writer.ts). Reads of one session come from Redis, falling
+ * back to MongoDB for sessions long over; listings and counts read MongoDB
+ * once every change made before the request is written there (normally
+ * within a writer interval; bounded by `historyWaitMs`).
  */
 export class SessionStore {
   private readonly listeners: TransitionListener[] = [];
+  private writer: HistoryWriter | undefined;
 
   constructor(
-    readonly models: SessionModels,
-    private readonly lock: SessionLock,
+    private readonly hot: HotRecords,
+    private readonly models: SessionModels,
+    private readonly historyWaitMs = 2000,
   ) {}
 
   onTransition(listener: TransitionListener): void {
     this.listeners.push(listener);
   }
 
-  private async notify(doc: SessionDoc, from: SessionStatus | undefined): Promise<void> {
-    for (const l of this.listeners) await l(doc, from);
+  /** The history writer of this process, asked to hurry when a read waits for it. */
+  useWriter(writer: HistoryWriter): void {
+    this.writer = writer;
   }
 
-  get(sessionId: string) {
-    return this.models.Session.findById(sessionId).lean();
+  async get(sessionId: string): Promise<SessionDoc | undefined> {
+    return (await this.hot.get(sessionId)) ?? (await this.models.Session.findById(sessionId).lean()) ?? undefined;
   }
 
-  /** The session's status alone; undefined while its record is not written yet. */
+  /** The session's status alone; undefined while it has no record yet. */
   async status(sessionId: string): Promise<SessionStatus | undefined> {
-    return (await this.models.Session.findById(sessionId, { status: 1 }).lean())?.status;
+    return (await this.hot.status(sessionId)) ?? (await this.models.Session.findById(sessionId, { status: 1 }).lean())?.status;
+  }
+
+  /** Records sessions just queued (their jobs are in the queue already). */
+  createQueued(jobs: SessionJob[]): Promise<void> {
+    return this.hot.createQueued(jobs);
   }
 
   /**
-   * Moves a session to `to` if its current status allows it. When the record
-   * does not exist yet (the API writes it behind the queue), it is created from
-   * `job` already in `to`. Returns whether the transition happened.
+   * Moves a session to `to` if its current status allows it. A session not
+   * recorded yet (its API records it just after queueing it) is recorded from
+   * `job` first. Returns whether the move happened.
    */
   async transition(sessionId: string, to: SessionStatus, fields: TransitionFields = {}, job?: SessionJob): Promise<boolean> {
-    const moved = await this.move(sessionId, to, fields, job);
-    if (moved.doc) await this.notify(moved.doc, moved.from);
-    return moved.doc !== undefined;
-  }
-
-  private async move(
-    sessionId: string,
-    to: SessionStatus,
-    fields: TransitionFields,
-    job?: SessionJob,
-  ): Promise<{ doc?: SessionDoc; from?: SessionStatus }> {
-    const release = await this.lock(sessionId);
-    if (!release) throw new BusyError(`session ${sessionId} is being changed by another request; retry shortly`);
-    try {
-      const now = new Date();
-      const cur = await this.models.Session.findById(sessionId).lean();
-      if (cur) {
-        if (!ENTERED_FROM[to].includes(cur.status)) return {};
-        const set = { status: to, updatedAt: now, ...fields };
-        const transition = { status: to, at: now };
-        await this.models.Session.updateOne({ _id: sessionId }, { $set: set, $push: { transitions: transition } });
-        // The record as written, without reading it back: listeners see what this move made.
-        return { doc: { ...cur, ...set, transitions: [...(cur.transitions ?? []), transition] }, from: cur.status };
-      }
-      // Not written yet (the API writes records behind the queue): create it already in `to`.
-      if (!job || !ENTERED_FROM[to].includes('queued')) return {};
-      const base = recordFromJob(job);
-      const doc: SessionDoc = {
-        ...base,
-        ...fields,
-        status: to,
-        transitions: [
-          { status: 'queued', at: base.requestedAt },
-          { status: to, at: now },
-        ],
-        updatedAt: now,
-      };
-      try {
-        await this.models.Session.create(doc);
-        return { doc, from: 'queued' };
-      } catch (err) {
-        if (!isDuplicateKey(err)) throw err;
-      }
-    } finally {
-      await release();
-    }
-    // The queued record landed meanwhile: apply the move to it.
-    return this.move(sessionId, to, fields);
+    const moved = await this.hot.move(sessionId, to, fields, job);
+    if (!moved) return false;
+    for (const l of this.listeners) await l(moved.doc, moved.from);
+    return true;
   }
 
   /** Changes fields (not the status) of a session that is still in `expected`. */
-  async update(sessionId: string, expected: SessionStatus, fields: TransitionFields): Promise<boolean> {
-    const release = await this.lock(sessionId);
-    if (!release) throw new BusyError(`session ${sessionId} is being changed by another request; retry shortly`);
-    try {
-      const cur = await this.models.Session.findById(sessionId, { status: 1 }).lean();
-      if (cur?.status !== expected) return false;
-      await this.models.Session.updateOne({ _id: sessionId }, { $set: { ...fields, updatedAt: new Date() } });
-      return true;
-    } finally {
-      await release();
+  update(sessionId: string, expected: SessionStatus, fields: TransitionFields): Promise<boolean> {
+    return this.hot.update(sessionId, expected, fields);
+  }
+
+  /** The sessions of a room that are not over (oldest first). */
+  openInRoom(room: string) {
+    return this.hot.openInRoom(room);
+  }
+
+  /** Waits until MongoDB holds every change made before now, at most `historyWaitMs`; false if it still does not. */
+  async historyCaughtUp(at = Date.now()): Promise<boolean> {
+    const deadline = Date.now() + this.historyWaitMs;
+    for (;;) {
+      if (await this.hot.writtenUpTo(at)) return true;
+      if (Date.now() > deadline) return false;
+      this.writer?.poke();
+      await sleep(10);
     }
   }
 
-  /** Inserts queued records, skipping any that a dispatcher already wrote. */
-  async insertQueued(docs: SessionDoc[]): Promise<void> {
-    if (docs.length === 0) return;
-    try {
-      await this.models.Session.insertMany(docs, { ordered: false, lean: true });
-    } catch (err) {
-      const writeErrors = (err as { writeErrors?: { code?: number; err?: { code?: number } }[] }).writeErrors;
-      if (!writeErrors || !writeErrors.every((e) => (e.code ?? e.err?.code) === 11000)) throw err;
-    }
+  async list(q: SessionListQuery): Promise<{ items: SessionDoc[]; nextCursor: string | null }> {
+    await this.historyCaughtUp();
+    const filter: Record<string, unknown> = {};
+    if (q.agentId) filter.agentId = q.agentId;
+    if (q.status) filter.status = q.status;
+    if (q.batchId) filter.batchId = q.batchId;
+    if (q.cursor) filter._id = { $lt: q.cursor };
+    const docs = await this.models.Session.find(filter).sort({ _id: -1 }).limit(q.limit + 1).lean();
+    const items = docs.slice(0, q.limit);
+    return { items, nextCursor: docs.length > q.limit ? items[items.length - 1]!._id : null };
+  }
+
+  private async counts(match: Record<string, unknown>): Promise<StatusCounts> {
+    const groups = await this.models.Session.aggregate<{ _id: SessionStatus; n: number }>([{ $match: match }, { $group: { _id: '$status', n: { $sum: 1 } } }]);
+    const counts = zeroCounts();
+    for (const g of groups) if (g._id in counts) counts[g._id] = g.n;
+    return counts;
+  }
+
+  /** Sessions by status, over the whole history. */
+  async statusCounts(): Promise<StatusCounts> {
+    await this.historyCaughtUp();
+    return this.counts({});
+  }
+
+  /** Active sessions per agent. */
+  async activeByAgent(): Promise<Record<string, number>> {
+    await this.historyCaughtUp();
+    const groups = await this.models.Session.aggregate<{ _id: string; n: number }>([{ $match: { status: 'active' } }, { $group: { _id: '$agentId', n: { $sum: 1 } } }]);
+    return Object.fromEntries(groups.map((g) => [g._id, g.n]));
+  }
+
+  /** Seconds from request to dispatch of the latest `sample` sessions that got that far, ascending. */
+  async dispatchLatencies(sample: number): Promise<number[]> {
+    await this.historyCaughtUp();
+    const recent = await this.models.Session.find({ status: { $in: ['dispatched', 'active', 'ended'] } }, { requestedAt: 1, transitions: 1 })
+      .sort({ _id: -1 })
+      .limit(sample)
+      .lean();
+    return recent
+      .map((s) => {
+        const at = s.transitions?.find((t) => t.status === 'dispatched')?.at;
+        return at ? (new Date(at).getTime() - new Date(s.requestedAt).getTime()) / 1000 : undefined;
+      })
+      .filter((x): x is number => x !== undefined)
+      .sort((a, b) => a - b);
+  }
+
+  createBatch(batch: BatchDoc): Promise<unknown> {
+    return this.models.Batch.create(batch);
+  }
+
+  deleteBatch(batchId: string): Promise<unknown> {
+    return this.models.Batch.deleteOne({ _id: batchId });
+  }
+
+  /** A batch; its session ids only when asked for (up to 10,000 of them). */
+  async batch(batchId: string, withSessions = false): Promise<BatchDoc | undefined> {
+    return (await this.models.Batch.findById(batchId, withSessions ? {} : { sessionIds: 0 }).lean()) ?? undefined;
+  }
+
+  /** A batch's sessions by status; sessions not recorded yet count as queued. */
+  async batchCounts(batch: Pick<BatchDoc, '_id' | 'accepted'>): Promise<StatusCounts> {
+    await this.historyCaughtUp();
+    const counts = await this.counts({ batchId: batch._id });
+    const recorded = Object.values(counts).reduce((a, b) => a + b, 0);
+    counts.queued += Math.max(0, batch.accepted - recorded);
+    return counts;
   }
 }

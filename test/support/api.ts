@@ -20,7 +20,7 @@ export async function startTestApi(overrides: Record<string, string> = {}): Prom
   const name = uniqueName('t');
   const env: Record<string, string> = {
     NODE_ENV: 'test',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     HOST: '127.0.0.1',
     PORT: '0',
     API_KEYS: TEST_API_KEY,

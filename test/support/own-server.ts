@@ -39,11 +39,12 @@ export abstract class OwnServer {
     }
   }
 
-  async down(): Promise<void> {
+  /** Stops the process with its usual signal, or `signal` (SIGKILL: a crash). */
+  async down(signal: NodeJS.Signals = this.stopSignal): Promise<void> {
     const c = this.child;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise((r) => c.once('exit', r));
-    c.kill(this.stopSignal);
+    c.kill(signal);
     await exited;
   }
 

@@ -4,15 +4,19 @@ import { freePort, OwnServer } from './own-server.js';
 
 /**
  * A redis-server of a test's own, durable like production (AOF); `down` stops
- * it with SIGTERM (Redis writes its AOF and exits), `up` brings it back.
+ * it with SIGTERM (Redis writes its AOF and exits) or kills it (`down('SIGKILL')`:
+ * what the last fsync did not cover is lost), `up` brings it back from its AOF.
  */
 export class OwnRedis extends OwnServer {
-  private constructor(readonly port: number) {
+  private constructor(
+    readonly port: number,
+    private readonly fsync: 'everysec' | 'always',
+  ) {
     super('redis', 'SIGTERM');
   }
 
-  static async start(): Promise<OwnRedis> {
-    const r = new OwnRedis(await freePort());
+  static async start(fsync: 'everysec' | 'always' = 'everysec'): Promise<OwnRedis> {
+    const r = new OwnRedis(await freePort(), fsync);
     await r.up();
     return r;
   }
@@ -24,7 +28,7 @@ export class OwnRedis extends OwnServer {
   protected spawn() {
     return spawn(
       'redis-server',
-      ['--bind', '127.0.0.1', '--port', String(this.port), '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction'],
+      ['--bind', '127.0.0.1', '--port', String(this.port), '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', this.fsync, '--maxmemory-policy', 'noeviction'],
       { stdio: 'ignore' },
     );
   }
