@@ -6,8 +6,32 @@ import type { WorkerCapacity } from '../common/workers/capacity.js';
 
 const STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children'] as const;
 
-export function dispatcherMetrics(queues: Queue[], capacity?: WorkerCapacity) {
+export function dispatcherMetrics(queues: Queue[], capacity?: WorkerCapacity, historyLag?: () => Promise<{ ms: number; sessions: number }>) {
   const registry = processRegistry('dispatcher');
+  if (historyLag) {
+    // Read from Redis at scrape time: how far MongoDB's session history is behind the running sessions (cluster-wide).
+    let last = { ms: 0, sessions: 0 };
+    const read = async () => {
+      last = await historyLag().catch(() => last);
+      return last;
+    };
+    new client.Gauge({
+      name: 'agent_runtime_session_history_lag_seconds',
+      help: 'Age of the oldest session change not yet written to MongoDB (0: the history is complete)',
+      registers: [registry],
+      async collect() {
+        this.set((await read()).ms / 1000);
+      },
+    });
+    new client.Gauge({
+      name: 'agent_runtime_session_history_unwritten',
+      help: 'Sessions with changes not yet written to MongoDB',
+      registers: [registry],
+      async collect() {
+        this.set((await read()).sessions);
+      },
+    });
+  }
   const dispatchDuration = new client.Histogram({
     name: 'agent_runtime_dispatch_duration_seconds',
     help: 'Time to turn one session job into a LiveKit dispatch (room, lookup, dispatch, record)',

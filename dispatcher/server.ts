@@ -65,7 +65,7 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
 
   const sessionQueue = sessionsQueue(redis, config.QUEUE_PREFIX);
   const checks = checksQueue(redis, config.QUEUE_PREFIX);
-  const m = dispatcherMetrics([sessionQueue, checks, callbacks], capacity);
+  const m = dispatcherMetrics([sessionQueue, checks, callbacks], capacity, () => store.historyLag());
   for (const q of [sessionQueue, checks]) q.on('error', (err) => log.debug({ queue: q.name, err: err.message }, 'queue error'));
 
   const requeue = async (job: SessionJob, reason: string) => {

@@ -130,6 +130,11 @@ export class SessionStore {
     return this.hot.openInRoom(room);
   }
 
+  /** How far the history is behind: age of the oldest unwritten change (ms) and sessions waiting. */
+  historyLag() {
+    return this.hot.lag();
+  }
+
   /** Waits until MongoDB holds every change made before now, at most `historyWaitMs`; false if it still does not. */
   async historyCaughtUp(at = Date.now()): Promise<boolean> {
     const deadline = Date.now() + this.historyWaitMs;

@@ -5,6 +5,7 @@ import { connectMongo } from '../../common/mongo.js';
 import { agentBody, startTestApi, type TestApi } from '../support/api.js';
 import { startTestDispatcher } from '../support/dispatcher.js';
 import { OwnMongo } from '../support/mongo-server.js';
+import { sample } from '../support/prometheus-text.js';
 import { OwnRedis } from '../support/redis-server.js';
 import { batchDone, expectExactlyOneDispatchEach, until } from '../support/sessions.js';
 
@@ -65,8 +66,18 @@ describe('session history: running sessions in Redis, history in MongoDB', funct
         throw new Error(`${(err as Error).message}; statuses while MongoDB is down: ${JSON.stringify(seen)}`);
       });
       expect(Date.now() - downAt, 'dispatched before MongoDB came back').to.be.below(20_000);
+      const lag = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${dispatcher!.metricsPort}/metrics`)).text();
+        return { seconds: sample(text, 'agent_runtime_session_history_lag_seconds')!, unwritten: sample(text, 'agent_runtime_session_history_unwritten')! };
+      };
+      // The operator sees the history fall behind while MongoDB is away...
+      const during = await lag();
+      expect(during.unwritten).to.equal(1000);
+      expect(during.seconds).to.be.above(1);
       await sleep(Math.max(0, 20_000 - (Date.now() - downAt)));
       await mongo.up();
+      // ...and catch up by itself once it is back.
+      await until(async () => (await lag()).unwritten === 0, 30_000, 250);
 
       expect(await expectExactlyOneDispatchEach(api, ids)).to.equal(1000);
       const done = await batchDone(api, res.body.batchId, 60_000);
