@@ -29,7 +29,8 @@ ensureSystemPackages((m) => console.log(`[setup] ${m}`));
 const started = await servicesUp(stackEnv(), (m) => console.log(`[services] ${m}`));
 let failures = 1;
 try {
-  const mocha = new Mocha({ timeout: 30_000, reporter: 'spec', ...(grep ? { grep } : {}) });
+  // A committed .only or .skip fails the run instead of hiding tests.
+  const mocha = new Mocha({ timeout: 30_000, reporter: 'spec', forbidOnly: true, forbidPending: true, ...(grep ? { grep } : {}) });
   for (const f of files) mocha.addFile(f);
   await mocha.loadFilesAsync();
   const stats = await new Promise<Mocha.Stats>((resolve) => {

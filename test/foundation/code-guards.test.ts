@@ -1,0 +1,39 @@
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import madge from 'madge';
+import { ROOT } from '../../tools/lib/paths.js';
+
+const run = promisify(execFile);
+
+describe('code guards', function () {
+  this.timeout(180_000);
+
+  it('when the whole project is type-checked (tsc --noEmit, strict), then it has no error', async () => {
+    const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
+    const out = await run(process.execPath, [tsc, '--noEmit', '-p', path.join(ROOT, 'tsconfig.json')], { cwd: ROOT, maxBuffer: 16 << 20 }).catch(
+      (err: { stdout?: string }) => ({ stdout: err.stdout ?? String(err) }),
+    );
+    expect(out.stdout.trim(), 'tsc errors').to.equal('');
+  });
+
+  it('when the modules are graphed (type-only imports aside), then no import cycle exists and services depend only on common/', async () => {
+    const graph = await madge(['api', 'dispatcher', 'worker', 'common', 'tools', 'bench'], {
+      baseDir: ROOT,
+      fileExtensions: ['ts'],
+      tsConfig: path.join(ROOT, 'tsconfig.json'),
+      detectiveOptions: { ts: { skipTypeImports: true }, es6: { skipTypeImports: true } },
+    });
+    const edges = graph.obj();
+    expect(Object.keys(edges).length, 'modules found').to.be.above(100);
+    expect(edges['api/server.ts'], 'imports resolved').to.include('common/sessions/effects.ts');
+    expect(graph.circular()).to.deep.equal([]);
+    const crossing = Object.entries(edges).flatMap(([from, tos]) => {
+      const svc = from.split('/')[0]!;
+      if (!['api', 'dispatcher', 'worker', 'common'].includes(svc)) return [];
+      return tos.filter((to) => to.split('/')[0] !== svc && to.split('/')[0] !== 'common').map((to) => `${from} → ${to}`);
+    });
+    expect(crossing, 'services import each other').to.deep.equal([]);
+  });
+});
