@@ -6,6 +6,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Mocha from 'mocha';
+import { setRtcLogLevel } from '../common/rtc-log.js';
 import { ROOT } from './lib/paths.js';
 import { servicesDown, servicesUp, stackEnv } from './lib/services.js';
 import { ensureSystemPackages } from './lib/system-packages.js';
@@ -27,6 +28,8 @@ const files = (args.length ? args.map((a) => path.resolve(a)) : [path.join(ROOT,
 
 ensureSystemPackages((m) => console.log(`[setup] ${m}`));
 const started = await servicesUp(stackEnv(), (m) => console.log(`[services] ${m}`));
+// The test's own LiveKit clients (rtc-node) log every data packet at debug otherwise.
+setRtcLogLevel(process.env.TEST_LOG_LEVEL ?? 'warn');
 let failures = 1;
 try {
   // A committed .only or .skip fails the run instead of hiding tests.

@@ -1,5 +1,6 @@
 import { loadConfig, workerEnv, type WorkerConfig } from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
+import { setRtcLogLevel } from '../common/rtc-log.js';
 import { agentModels } from '../common/models/agent.js';
 import { connectMongo } from '../common/mongo.js';
 import { createRedis } from '../common/redis.js';
@@ -30,10 +31,13 @@ export function workerDeps(): Promise<WorkerDeps> {
   deps ??= (async () => {
     const config = loadConfig(workerEnv);
     const log = createLogger('worker', config.LOG_LEVEL);
+    setRtcLogLevel(config.LOG_LEVEL);
     const redis = createRedis(config.REDIS_URL, 'fail-fast');
     redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
     const mongo = await connectMongo(config.MONGODB_URI);
     const { resolver } = await createResolver(config, redis, await agentModels(mongo));
+    // A job's first step is its config: connections and code paths are made ready here, before any job.
+    await resolver.warm();
     const { store, placements } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log, config.AGENT_NAME);
     return { config, log, resolver, store, placements, turns: new ConversationMemory(redis, config.QUEUE_PREFIX) };
   })();

@@ -3,6 +3,7 @@ import os from 'node:os';
 import { AgentServer, initializeLogger } from '@livekit/agents';
 import { loadConfig, workerEnv } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
+import { setRtcLogLevel } from '../common/rtc-log.js';
 import { createRedis, redisReady } from '../common/redis.js';
 import { Placements } from '../common/sessions/placement.js';
 import { WorkerCapacity } from '../common/workers/capacity.js';
@@ -37,6 +38,7 @@ export async function startWorker(mode: WorkerMode): Promise<RunningWorker> {
   // The agents library knows no "silent".
   const level = config.LOG_LEVEL === 'silent' ? 'fatal' : config.LOG_LEVEL;
   initializeLogger({ pretty: mode === 'dev', level });
+  setRtcLogLevel(level);
   if (mode === 'dev') process.env.LIVEKIT_DEV_MODE = '1';
   const log = createLogger('worker', level);
   const id = `${os.hostname()}-${randomBytes(4).toString('hex')}`;

@@ -19,6 +19,14 @@ return 0`,
 
 const RELEASE = luaScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, 1);
 
+/**
+ * Replacements per update command. FerretDB v1 (the embedded store) holds one
+ * of its 100 SQLite connections per update in a command until the command
+ * ends, so a command of 100 updates, or two of 60 at once, wait forever; a
+ * real MongoDB only pays a round trip per command.
+ */
+const UPDATES_PER_COMMAND = 25;
+
 export interface HistoryWriterOptions {
   /** How often the writer looks for changes when idle. */
   intervalMs?: number;
@@ -97,24 +105,44 @@ export class HistoryWriter {
     const recs = await this.records.unwritten(this.o.batch ?? 1000);
     if (recs.length === 0) return 0;
     await this.write(recs);
-    await this.records.written(recs, this.o.hotTtlMs);
     this.o.onFlush?.(recs.length, (performance.now() - started) / 1000);
     return recs.length;
   }
 
-  private async write(recs: UnwrittenRecord[]): Promise<void> {
-    const coll = this.models.Session.collection;
+  /**
+   * Writes these copies of sessions to MongoDB, then marks each written at
+   * the version it holds. A copy older than the record (it changed, or this
+   * writer lost its lease and another wrote a newer copy first) is marked
+   * unwritten again, so the newest copy is written after this one.
+   */
+  async write(recs: UnwrittenRecord[]): Promise<void> {
     // Session ids are strings, where the driver's untyped collection expects ObjectIds.
     const asDoc = (d: SessionDoc) => d as unknown as mongo.Document;
+    // By `_id` alone: the embedded store looks up nothing else without scanning the collection.
     const replace = (d: SessionDoc): mongo.AnyBulkWriteOperation => ({ replaceOne: { filter: { _id: d._id } as mongo.Document, replacement: asDoc(d), upsert: true } });
-    // New sessions are inserted (the cheap write); one that a crashed writer already inserted is replaced.
-    const ops = recs.map((r): mongo.AnyBulkWriteOperation => (r.inHistory ? replace(r.doc) : { insertOne: { document: asDoc(r.doc) } }));
+    // New sessions are inserted, all in one command (the cheap write); one already in MongoDB is replaced.
+    const fresh = recs.flatMap((r, i) => (r.inHistory ? [] : [i]));
+    const known = recs.flatMap((r, i) => (r.inHistory ? [i] : []));
+    // A duplicate insert means another writer got there first: replaced like the others.
+    const taken = (await this.bulk(fresh.map((i): mongo.AnyBulkWriteOperation => ({ insertOne: { document: asDoc(recs[i]!.doc) } })))).map((k) => fresh[k]!);
+    const replaced = [...known, ...taken];
+    for (let i = 0; i < replaced.length; i += UPDATES_PER_COMMAND) {
+      const refused = await this.bulk(replaced.slice(i, i + UPDATES_PER_COMMAND).map((k) => replace(recs[k]!.doc)));
+      if (refused.length) throw new Error(`${refused.length} session replacements refused as duplicates`);
+    }
+    await this.records.written(recs, this.o.hotTtlMs);
+  }
+
+  /** Runs a bulk write; returns the indexes of the operations refused as duplicates (any other failure throws). */
+  private async bulk(ops: mongo.AnyBulkWriteOperation[]): Promise<number[]> {
+    if (ops.length === 0) return [];
     try {
-      await coll.bulkWrite(ops, { ordered: false });
+      await this.models.Session.collection.bulkWrite(ops, { ordered: false });
+      return [];
     } catch (err) {
       const writeErrors = (err as { writeErrors?: { index: number; code?: number }[] }).writeErrors;
       if (!writeErrors?.length || !writeErrors.every((e) => isDuplicateKey(e))) throw err;
-      await coll.bulkWrite(writeErrors.map((e) => replace(recs[e.index]!.doc)), { ordered: false });
+      return writeErrors.map((e) => e.index);
     }
   }
 

@@ -107,10 +107,11 @@ return 1`,
   2,
 );
 
-// KEYS: dirty. ARGV: prefix, ttl of a written final record (ms), terminal list, then pairs id, version written.
-// A session changed again since it was read stays marked; a final one written whole expires later.
+// KEYS: dirty. ARGV: prefix, ttl of a written final record (ms), terminal list, now, then pairs id, version written.
+// A final record written whole expires later. One written older than it is now (it changed since it was read, or a
+// writer that lost its lease wrote over a newer copy) is marked again, so its newest copy is written after.
 const WRITTEN = luaScript(
-  `for i = 4, #ARGV, 2 do
+  `for i = 5, #ARGV, 2 do
   local key = ARGV[1] .. ':rec:' .. ARGV[i]
   local v = redis.call('HGET', key, 'v')
   if not v then
@@ -120,6 +121,8 @@ const WRITTEN = luaScript(
     redis.call('HSET', key, 'fv', v)
     local st = redis.call('HGET', key, 'status')
     if string.find(ARGV[3], ',' .. st .. ',', 1, true) then redis.call('PEXPIRE', key, ARGV[2]) end
+  else
+    redis.call('ZADD', KEYS[1], 'NX', ARGV[4], ARGV[i])
   end
 end
 return 1`,
@@ -293,7 +296,7 @@ export class HotRecords {
   /** Marks records as written at the versions read; a final one expires `ttlMs` later. */
   async written(records: UnwrittenRecord[], ttlMs: number): Promise<void> {
     if (records.length === 0) return;
-    await WRITTEN(this.redis, [this.keys.dirty], [this.keys.prefix, ttlMs, TERMINAL, ...records.flatMap((r) => [r.doc._id, r.version])]);
+    await WRITTEN(this.redis, [this.keys.dirty], [this.keys.prefix, ttlMs, TERMINAL, Date.now(), ...records.flatMap((r) => [r.doc._id, r.version])]);
   }
 
   /** Whether every change made before `at` (ms) is in MongoDB. */

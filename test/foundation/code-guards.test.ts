@@ -2,7 +2,9 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { createRequire } from 'node:module';
 import madge from 'madge';
+import { setRtcLogLevel } from '../../common/rtc-log.js';
 import { ROOT } from '../../tools/lib/paths.js';
 
 const run = promisify(execFile);
@@ -35,5 +37,18 @@ describe('code guards', function () {
       return tos.filter((to) => to.split('/')[0] !== svc && to.split('/')[0] !== 'common').map((to) => `${from} → ${to}`);
     });
     expect(crossing, 'services import each other').to.deep.equal([]);
+  });
+
+  it('when the rtc-node log level is set, then the library logger (lk-rtc) takes it, so its debug lines stay out of test and worker output', () => {
+    const require = createRequire(import.meta.url);
+    const { log } = require(path.join(path.dirname(require.resolve('@livekit/rtc-node')), 'log.cjs')) as { log: { level: string; isLevelEnabled(l: string): boolean } };
+    const before = log.level;
+    try {
+      setRtcLogLevel('error');
+      expect(log.isLevelEnabled('debug')).to.equal(false);
+      expect(log.level).to.equal('error');
+    } finally {
+      log.level = before;
+    }
   });
 });

@@ -1,11 +1,16 @@
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunningDispatcher } from '../../dispatcher/server.js';
+import { createLogger } from '../../common/logger.js';
 import { connectMongo } from '../../common/mongo.js';
-import { agentBody, startTestApi, type TestApi } from '../support/api.js';
+import { createRedis } from '../../common/redis.js';
+import { sessionRecords } from '../../common/sessions/effects.js';
+import { HotRecords } from '../../common/sessions/hot-records.js';
+import { agentBody, mongoUri, startTestApi, type TestApi } from '../support/api.js';
 import { startTestDispatcher } from '../support/dispatcher.js';
 import { OwnMongo } from '../support/mongo-server.js';
 import { sample } from '../support/prometheus-text.js';
+import { stack, uniqueName } from '../support/env.js';
 import { OwnRedis } from '../support/redis-server.js';
 import { batchDone, expectExactlyOneDispatchEach, until } from '../support/sessions.js';
 
@@ -44,6 +49,38 @@ describe('session history: running sessions in Redis, history in MongoDB', funct
     }
   });
 
+  it('when a writer that lost its lease writes an older copy after a newer one is in MongoDB, then the newest copy is written again after it', async () => {
+    const name = uniqueName('hw');
+    const mongo = await connectMongo(mongoUri(name));
+    const redis = createRedis(stack.REDIS_URL);
+    try {
+      const { store, history, callbacks } = await sessionRecords(mongo, redis, name, createLogger('test', 'silent'), name);
+      const hot = new HotRecords(redis, name);
+      const at = new Date().toISOString();
+      await store.createQueued([{ sessionId: 'ses_stale', agentId: 'a', roomName: 'room-stale', participantIdentity: 'u', requestedAt: at }]);
+      await history.flush();
+      await store.transition('ses_stale', 'dispatched', { attempts: 1, dispatchId: 'AD_1' });
+      // A slow writer read the dispatched copy; then the session ended and a second writer wrote that.
+      const stale = await hot.unwritten(10);
+      expect(stale.map((r) => r.doc.status)).to.deep.equal(['dispatched']);
+      await store.transition('ses_stale', 'failed', { failureReason: 'test' });
+      expect(await history.flush()).to.equal(1);
+      // The slow writer's copy lands last; it is marked unwritten again, and the next write puts the newest copy back.
+      await history.write(stale);
+      expect((await hot.lag()).sessions, 'sessions marked unwritten').to.equal(1);
+      expect(await history.flush()).to.equal(1);
+      const doc = await mongo.collection('sessions').findOne({ _id: 'ses_stale' as never });
+      expect(doc?.status).to.equal('failed');
+      expect(doc?.transitions.map((t: { status: string }) => t.status)).to.deep.equal(['queued', 'dispatched', 'failed']);
+      expect((await hot.lag()).sessions).to.equal(0);
+      await callbacks.close();
+    } finally {
+      await mongo.dropDatabase().catch(() => undefined);
+      await mongo.close();
+      redis.disconnect();
+    }
+  });
+
   it('when MongoDB stops for 20 s while a 1,000-session batch dispatches, then every session is dispatched once meanwhile and the history is complete after it is back', async () => {
     const mongo = await OwnMongo.start();
     const api = await startTestApi({ MONGODB_URI: mongo.uri });
@@ -51,9 +88,15 @@ describe('session history: running sessions in Redis, history in MongoDB', funct
     try {
       dispatcher = await startTestDispatcher(api.env);
       await api.call('POST', '/api/agents/register', agentBody('h'));
-      const res = await api.call('POST', '/api/sessions/batch', { agentId: 'h', count: 1000 });
+      // Scheduled a few seconds ahead, so the queued history is written first and every move happens while MongoDB is away.
+      const res = await api.call('POST', '/api/sessions/batch', { agentId: 'h', count: 1000, scheduledAt: new Date(Date.now() + 8000).toISOString() });
       expect(res.status).to.equal(202);
       const ids: string[] = res.body.sessionIds;
+      const lag = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${dispatcher!.metricsPort}/metrics`)).text();
+        return { seconds: sample(text, 'agent_runtime_session_history_lag_seconds')!, unwritten: sample(text, 'agent_runtime_session_history_unwritten')! };
+      };
+      await until(async () => (await lag()).unwritten === 0, 6000, 50);
       const downAt = Date.now();
       await mongo.down();
 
@@ -66,10 +109,6 @@ describe('session history: running sessions in Redis, history in MongoDB', funct
         throw new Error(`${(err as Error).message}; statuses while MongoDB is down: ${JSON.stringify(seen)}`);
       });
       expect(Date.now() - downAt, 'dispatched before MongoDB came back').to.be.below(20_000);
-      const lag = async () => {
-        const text = await (await fetch(`http://127.0.0.1:${dispatcher!.metricsPort}/metrics`)).text();
-        return { seconds: sample(text, 'agent_runtime_session_history_lag_seconds')!, unwritten: sample(text, 'agent_runtime_session_history_unwritten')! };
-      };
       // The operator sees the history fall behind while MongoDB is away...
       const during = await lag();
       expect(during.unwritten).to.equal(1000);
