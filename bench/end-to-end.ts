@@ -11,7 +11,7 @@ import { livekitClients } from '../common/livekit.js';
 import { buildRoomName, newRoomSuffix } from '../common/rooms.js';
 import { startChild, type ChildServer } from './lib/child.js';
 import { agentBody, call, dropEnv, isolatedEnv, requestSession } from './lib/env.js';
-import { bucketOfQuantile, promBuckets, promValue, scrape } from './lib/prom.js';
+import { bucketOfQuantile, histogramQuantile, promBuckets, promValue, scrape, type PromSample } from './lib/prom.js';
 import { fmt, type Section } from './lib/report.js';
 import { median, percentile, pool } from './lib/stats.js';
 import { spawnWorker, type WorkerProcess } from './lib/worker.js';
@@ -41,6 +41,9 @@ const WORKER_MAX_JOBS = 500;
 const IDLE_PROCESSES = Number(process.env.BENCH_E2E_IDLE_PROCESSES ?? E2E_SESSIONS + 1);
 const TARGET_P50_MS = 250;
 const TARGET_P99_MS = 1000;
+/** Issue 12: a warm job process resolves its agent's config (from Redis) in this much at the median. */
+const TARGET_RESOLVE_P50_MS = 5;
+const RESOLUTION = 'agent_runtime_config_resolution_seconds';
 
 type Log = (m: string) => void;
 
@@ -119,6 +122,12 @@ async function groupUsage(pgid: number): Promise<GroupUsage> {
 const ms = (x: number) => `${fmt(x)} ms`;
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
 
+/** The workers' config resolution histogram, every tier together. */
+const resolutionBuckets = (metrics: PromSample[]) => promBuckets(metrics, RESOLUTION);
+
+/** p50 and p99 (ms) of a run's config resolutions, interpolated within the histogram's buckets as Prometheus does. */
+const resolutionQuantiles = (buckets: Map<number, number>) => ({ p50: histogramQuantile(buckets, 0.5) * 1000, p99: histogramQuantile(buckets, 0.99) * 1000 });
+
 /** Adds the difference of two histogram bucket snapshots to `into`. */
 function addBuckets(into: Map<number, number>, before: Map<number, number>, after: Map<number, number>): void {
   for (const [le, v] of after) into.set(le, (into.get(le) ?? 0) + v - (before.get(le) ?? 0));
@@ -139,7 +148,18 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
   /** When the worker logged each job request from LiveKit (wall clock, ms), by job id. */
   const jobRequests = new Map<string, number>();
   const jobFailures: Record<string, number> = {};
-  const out = { p50: [] as number[], p99: [] as number[], bP50: [] as number[], bP99: [] as number[] };
+  const out = {
+    p50: [] as number[],
+    p99: [] as number[],
+    bP50: [] as number[],
+    bP99: [] as number[],
+    /** Config resolution in the job processes, product side and raw side. */
+    rP50: [] as number[],
+    rP99: [] as number[],
+    brP50: [] as number[],
+    brP99: [] as number[],
+  };
+  const resolutions = { product: new Map<number, number>(), raw: new Map<number, number>() };
   const all = {
     intake: [] as number[],
     post: [] as number[],
@@ -288,6 +308,14 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
       });
       const rawReached = await entriesBy(rawIds, rawSent[n - 1]! + ENTRY_TIMEOUT_MS);
       const base = rawIds.map((id, i) => (rawReached.get(id)?.at ?? Infinity) - rawSent[i]!);
+      // Each job process reports its resolution to its worker just before it logs the entry line: wait for the last.
+      let rawMetrics: PromSample[] = [];
+      for (let i = 0; i < 50; i++) {
+        rawMetrics = (await Promise.all(workers.map((w) => scrape(`http://127.0.0.1:${w.metricsPort}/metrics`)))).flat();
+        if (promValue(rawMetrics, `${RESOLUTION}_count`) >= rawReached.size) break;
+        await sleep(100);
+      }
+      const rawResolution = resolutionBuckets(rawMetrics);
       await pool(baselineRooms.splice(0), 8, (name) => rooms.deleteRoom(name).catch(() => undefined));
       await killWorkers(5000);
 
@@ -360,13 +388,19 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
       const p99 = percentile(toEntry, 99);
       const bP50 = percentile(base, 50);
       const bP99 = percentile(base, 99);
+      // Fresh workers per side and run: their histograms hold this run's resolutions only.
+      const productResolution = resolutionBuckets(metrics);
+      const resolve = resolutionQuantiles(productResolution);
+      const rawResolve = resolutionQuantiles(rawResolution);
       const entryTimes = [...reached.values()].map((e) => e.at).sort((a, b) => a - b);
       const gaps = entryTimes.slice(1).map((t, i) => t - entryTimes[i]!);
       const activeCount = accepted.filter((s) => records.get(s.sessionId!)?.active !== undefined).length;
       const line =
         `entry p50 ${ms(p50)} p99 ${ms(p99)}; ${reached.size}/${n} reached the worker's entry within ${ENTRY_TIMEOUT_MS / 1000} s of the last request ` +
         `(median gap between successive entries ${ms(median(gaps))}), ${activeCount} recorded active; POST p50 ${ms(percentile(accepted.map((s) => s.postMs!), 50))}; ` +
-        `workers' peak ${sampler.peak.processes} processes (${sampler.peak.jobProcesses} job processes), ${gib(sampler.peak.rssBytes)} RSS; raw createDispatch → entry p50 ${ms(bP50)} p99 ${ms(bP99)}, ${rawReached.size}/${n} reached`;
+        `workers' peak ${sampler.peak.processes} processes (${sampler.peak.jobProcesses} job processes), ${gib(sampler.peak.rssBytes)} RSS; ` +
+        `config resolve in the job processes p50 ${ms(resolve.p50)} p99 ${ms(resolve.p99)}; ` +
+        `raw createDispatch → entry p50 ${ms(bP50)} p99 ${ms(bP99)}, ${rawReached.size}/${n} reached, its job processes' config resolve p50 ${ms(rawResolve.p50)} p99 ${ms(rawResolve.p99)}`;
       if (run < 0) {
         log(`  warm-up: ${line}`);
         continue;
@@ -377,6 +411,12 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
       out.p99.push(p99);
       out.bP50.push(bP50);
       out.bP99.push(bP99);
+      out.rP50.push(resolve.p50);
+      out.rP99.push(resolve.p99);
+      out.brP50.push(rawResolve.p50);
+      out.brP99.push(rawResolve.p99);
+      addBuckets(resolutions.product, new Map(), productResolution);
+      addBuckets(resolutions.raw, new Map(), rawResolution);
       if (sampler.peak.rssBytes > peak.rssBytes) peak = sampler.peak;
       all.sent += sent.length;
       all.rejected += sent.length - accepted.length;
@@ -438,6 +478,14 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
     notes.push(`Cross-check, the workers' own \`agent_runtime_session_stage_seconds\` histogram (from \`requestedAt\`; coarse buckets; only jobs that got there, including late ones) over the measured runs: ${h('job_received')}; ${h('session_started')}.`);
     const tierText = Object.entries(tiers).filter(([, t]) => t.n).map(([k, t]) => `${k} ×${t.n} (mean ${fmt((t.sum / t.n) * 1000)} ms)`);
     notes.push(`The figure stops at the 'agent config resolved' line, which follows the entry's start by the config resolution (\`agent_runtime_config_resolution_seconds\`): ${tierText.join(', ') || 'none observed'}.`);
+    const bucketText = (b: Map<number, number>) => {
+      const q50 = bucketOfQuantile(new Map(), b, 0.5);
+      const q99 = bucketOfQuantile(new Map(), b, 0.99);
+      return `${q50.n} resolutions, p50 in ${r(q50)}, p99 in ${r(q99)}`;
+    };
+    notes.push(
+      `Config resolve in a warm job process, the buckets behind the interpolated figures, all measured runs together: product side ${bucketText(resolutions.product)}; raw side ${bucketText(resolutions.raw)}.`,
+    );
     if (idle) {
       notes.push(
         `Memory: the workers' process groups (workers, job processes, their helpers) held ${idle.processes} processes (${idle.jobProcesses} warm job processes), ${gib(idle.rssBytes)} RSS when idle, and at most ${peak.processes} processes (${peak.jobProcesses} job processes), ${gib(peak.rssBytes)} RSS during a measured run (sampled every 2 s; the growth is the burst's sessions running in the warm processes).`,
@@ -458,11 +506,20 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
     method: [
       `The whole path on this machine: the real API (\`startApi\`, its own process), the real dispatcher (\`startDispatcher\`, its own process, default DISPATCH_CONCURRENCY), the local livekit-server, and ${WORKERS === 1 ? 'the real agent worker' : `${WORKERS} real agent workers`} as production runs it (\`node dist/worker/main.js start\`, built by the bench first; each its own process group, WORKER_MAX_JOBS=${WORKER_MAX_JOBS}, WORKER_LOAD_THRESHOLD=1, WORKER_IDLE_PROCESSES=${IDLE_PROCESSES}: the run's burst plus one) with the test suite's OpenAI and Deepgram fakes (their own process) as providers, so every job starts a real agent session in a job process of its own and speaks its greeting. AGENT_JOIN_TIMEOUT=3600 keeps the dispatcher's join check (re-dispatch) out of the measurement; ROOM_EMPTY_TIMEOUT=600 keeps the rooms of sessions still waiting for the worker open until the run ends them.`,
       `Per run, ${E2E_SESSIONS} \`POST /api/sessions\` \`{"agentId":"bench"}\` at a steady 20 per second, open loop (one every ${INTERVAL_MS} ms whatever the earlier ones are doing). The figure is, per request, from the client's send time (wall clock just before the request) to the worker's job process logging 'agent config resolved' for that session (its pino \`time\`; worker/entry.ts logs it right after the entry's config lookup), p50 and p99 over the run's ${E2E_SESSIONS} requests; a request that did not get there within ${ENTRY_TIMEOUT_MS / 1000} s of the run's last request counts as infinitely slow. Each side of each run gets fresh workers (started, every warm process up, before the first request; killed after), so one side's job launches cannot slow the other; after each run every session is ended (\`DELETE /api/sessions/:id\`: dispatch deleted, room closed). A warm-up run of ${WARM_SESSIONS} sessions is discarded.`,
+      `Config resolve in a warm job process (issue 12): the time worker/entry.ts's config lookup takes in the job process (\`AgentResolver.resolve\`, the process's first: LRU empty, so it reads Redis on the connection the process's prewarm opened), as each job process reports it to its worker's \`${RESOLUTION}\` histogram; p50 and p99 per run, interpolated within the histogram's buckets (as Prometheus's \`histogram_quantile\` does; the buckets holding them are in the notes), over the run's jobs. Its baseline is the same histogram of the raw side's workers, whose job processes resolve the same agent the same way for jobs that came through a raw \`createDispatch\`. Target: p50 ≤ ${TARGET_RESOLVE_P50_MS} ms.`,
       `Baseline, interleaved run by run (just before each run, on its own fresh workers warmed the same way): LiveKit alone, the same path minus this project. ${E2E_SESSIONS} rooms made beforehand (untimed); then at the same pace one raw \`AgentDispatchClient.createDispatch\` each for the same agent name, with the metadata the dispatcher writes (an agent id and a session id with no record behind it), timed from the call to the job process's 'agent config resolved' line, the same end point. The ratio is what the API, the queue and the dispatcher add; the target is absolute (p50 ≤ ${TARGET_P50_MS} ms, p99 ≤ ${TARGET_P99_MS} ms).`,
     ],
     figures: [
       { name: 'request → worker entry p50', unit: 'ms', runs: out.p50, baseline: { name: 'raw createDispatch → worker entry p50', unit: 'ms', runs: out.bP50 }, target: { on: 'value', op: '<=', limit: TARGET_P50_MS } },
       { name: 'request → worker entry p99', unit: 'ms', runs: out.p99, baseline: { name: 'raw createDispatch → worker entry p99', unit: 'ms', runs: out.bP99 }, target: { on: 'value', op: '<=', limit: TARGET_P99_MS } },
+      {
+        name: 'config resolve in a warm job process p50',
+        unit: 'ms',
+        runs: out.rP50,
+        baseline: { name: "the raw side's job processes p50", unit: 'ms', runs: out.brP50 },
+        target: { on: 'value', op: '<=', limit: TARGET_RESOLVE_P50_MS },
+      },
+      { name: 'config resolve in a warm job process p99', unit: 'ms', runs: out.rP99, baseline: { name: "the raw side's job processes p99", unit: 'ms', runs: out.brP99 } },
     ],
     notes,
   };

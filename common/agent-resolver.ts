@@ -41,17 +41,27 @@ export interface ResolverOptions {
   onTier?: (tier: Tier | 'miss', seconds: number) => void;
 }
 
-/** Sets the key only if it holds nothing or an older version. */
+/**
+ * Sets the key only if it holds nothing or an older version; with a channel
+ * (ARGV[4]), then publishes the change message (ARGV[5]) whatever it did, so a
+ * registry write moves the entry and announces it in one round trip.
+ */
 const CAS_SCRIPT = `
+local stored = 1
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local ok, obj = pcall(cjson.decode, cur)
   if ok and type(obj) == 'table' and tonumber(obj.version) and tonumber(obj.version) > tonumber(ARGV[2]) then
-    return 0
+    stored = 0
   end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-return 1`;
+if stored == 1 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+end
+if ARGV[4] then
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
+end
+return stored`;
 
 export function configKey(prefix: string, agentId: string): string {
   return `${prefix}:agent-config:${agentId}`;
@@ -61,9 +71,15 @@ export function changeChannel(prefix: string): string {
   return `${prefix}:agent-config:changed`;
 }
 
-/** Writes an entry to Redis unless a newer one is there. Used by resolvers and by the registry. */
-export async function storeEntry(redis: Redis, prefix: string, agentId: string, entry: Entry, ttlSeconds: number): Promise<void> {
-  await redis.eval(CAS_SCRIPT, 1, configKey(prefix, agentId), JSON.stringify(entry), String(entry.version), String(ttlSeconds));
+/**
+ * Writes an entry to Redis unless a newer one is there. Used by resolvers and
+ * by the registry, which also names the change channel: `{agentId, version}`
+ * is published there in the same script.
+ */
+export async function storeEntry(redis: Redis, prefix: string, agentId: string, entry: Entry, ttlSeconds: number, announceOn?: string): Promise<void> {
+  const args = [JSON.stringify(entry), String(entry.version), String(ttlSeconds)];
+  if (announceOn) args.push(announceOn, JSON.stringify({ agentId, version: entry.version }));
+  await redis.eval(CAS_SCRIPT, 1, configKey(prefix, agentId), ...args);
 }
 
 export class AgentResolver {
@@ -97,6 +113,23 @@ export class AgentResolver {
       }
     });
     await Promise.all([this.opts.subscriber.subscribe(channel), redisReady(this.opts.redis)]);
+  }
+
+  /**
+   * Walks both of a miss's round trips once — a Redis read, then a MongoDB
+   * read — for an id no agent can have (ids never contain ':'), caching and
+   * counting nothing. A process that does this before its first job (the
+   * worker's prewarm) has MongoDB's pooled connection open (the driver opens
+   * it on first use; Redis connects at once) and the code of both paths
+   * compiled, so its first real resolution costs what a later one does.
+   * Best effort: either store being away only leaves that path cold.
+   */
+  async warm(): Promise<void> {
+    const id = ':warm';
+    await this.opts.redis.get(configKey(this.opts.prefix, id)).catch(() => undefined);
+    await this.opts.models.Agent.findById(id)
+      .lean()
+      .catch(() => undefined);
   }
 
   invalidate(agentId: string, version: number): void {

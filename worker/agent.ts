@@ -1,6 +1,6 @@
 import { defineAgent, type JobContext, type JobProcess } from '@livekit/agents';
 import { workerDeps } from './deps.js';
-import { runJob } from './entry.js';
+import { runJob, type JobEvents } from './entry.js';
 import { sinkEvents } from './metrics.js';
 
 const events = sinkEvents();
@@ -17,7 +17,29 @@ export default defineAgent({
     events.warm();
   },
   entry: async (ctx: JobContext) => {
-    events.received(ctx.job.id);
-    await runJob(ctx, await workerDeps(), events);
+    // The worker hears that this process took a job once the job has its config (or ended without it):
+    // the job's first step, the config lookup, has the process to itself.
+    let reported = false;
+    const received = () => {
+      if (reported) return;
+      reported = true;
+      events.received(ctx.job.id);
+    };
+    const jobEvents: JobEvents = {
+      ...events,
+      onResolved: (tier, seconds) => {
+        received();
+        events.onResolved?.(tier, seconds);
+      },
+      onFailed: (reason) => {
+        received();
+        events.onFailed?.(reason);
+      },
+    };
+    try {
+      await runJob(ctx, await workerDeps(), jobEvents);
+    } finally {
+      received();
+    }
   },
 });

@@ -39,7 +39,8 @@ export function workerRegistry() {
     name: 'agent_runtime_config_resolution_seconds',
     help: 'Agent config resolution time by the tier that answered',
     labelNames: ['tier'],
-    buckets: [0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
+    // Fine between 1 and 10 ms, where a Redis read in a job process lands: the p50 is read off these.
+    buckets: [0.00005, 0.0001, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [registry],
   });
   const cache = new client.Counter({ name: 'agent_runtime_config_cache_total', help: 'Config resolutions by tier (lru and redis are hits, mongo a miss)', labelNames: ['tier'], registers: [registry] });
@@ -145,9 +146,25 @@ export function sinkEvents(): JobEvents & { warm(): void; received(jobId: string
   } catch {
     sink = undefined;
   }
+  // node:http on one kept-alive socket, not fetch: undici's machinery costs a job process milliseconds
+  // of CPU per event in the very moments its session is starting.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const post = (target: { url: string; token: string }, body: string) => {
+    const req = http.request(target.url, {
+      method: 'POST',
+      agent,
+      headers: { 'x-sink-token': target.token, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+    });
+    req.on('response', (res) => res.resume());
+    req.on('error', () => undefined);
+    req.end(body);
+  };
   const send = (e: JobEvent) => {
     if (!sink) return;
-    void fetch(sink.url, { method: 'POST', headers: { 'x-sink-token': sink.token, 'content-type': 'application/json' }, body: JSON.stringify(e) }).catch(() => undefined);
+    const target = sink;
+    const body = JSON.stringify(e);
+    // After the job's current step: a report never runs inside the step it reports on.
+    setImmediate(() => post(target, body));
   };
   return {
     warm: () => send({ type: 'warm', pid: process.pid }),

@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
-import { changeChannel, storeEntry, type Entry } from '../../common/agent-resolver.js';
+import { changeChannel, configKey, storeEntry, type Entry } from '../../common/agent-resolver.js';
 import { toAgentConfig } from '../../common/agent-view.js';
 import { AgentNotFoundError, ConflictError, NotFoundError, translateOutages, ValidationError } from '../../common/errors.js';
-import type { AgentDoc, AgentModels, AgentVersionDoc } from '../../common/models/agent.js';
+import { versionId, type AgentDoc, type AgentModels, type AgentVersionDoc } from '../../common/models/agent.js';
 import { agentConfigInput, agentIdSchema, type AgentConfig, type AgentSpec } from '../../common/schemas/agent-config.js';
 import { parseOrThrow } from '../../common/validate.js';
 import { mergePatch } from './merge-patch.js';
@@ -37,8 +37,34 @@ function canonical(v: unknown): string {
 const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === 11000;
 
 /**
+ * What a write follows: the `agents` document as read, or what the Redis entry
+ * says of it (`spec` and `createdAt` are only known for a live agent).
+ */
+interface Prior {
+  version: number;
+  deleted: boolean;
+  spec?: AgentSpec;
+  createdAt?: Date;
+}
+
+/** The spec inside a cached config: the config less the fields toAgentConfig adds. */
+function specOf(config: AgentConfig): AgentSpec {
+  const { version: _v, createdAt: _c, updatedAt: _u, ...spec } = config;
+  return spec as AgentSpec;
+}
+
+const sameSpec = (prior: Prior | null, spec: AgentSpec) => !!prior && !prior.deleted && !!prior.spec && canonical(prior.spec) === canonical(spec);
+
+/**
  * The agent registry: every write is a new version, kept forever; caches are
  * moved forward and told about it before the write is acknowledged.
+ *
+ * A register that changes something costs one Redis read, two MongoDB writes
+ * (the version row, then `agents`) and one Redis script (cache entry and
+ * change message): it starts from the agent's Redis entry instead of reading
+ * `agents`. That entry can only lag MongoDB (it is written after it and only
+ * ever moved forward), and a lagging one makes the version row's insert meet
+ * a taken `_id`, after which the write goes on from what MongoDB holds.
  */
 export class AgentRegistry {
   constructor(private readonly o: RegistryOptions) {}
@@ -46,10 +72,23 @@ export class AgentRegistry {
   async register(body: unknown): Promise<{ config: AgentConfig; created: boolean }> {
     const spec = parseOrThrow(agentConfigInput, body);
     return this.guard(async () => {
-      const cur = await this.o.models.Agent.findById(spec.id).lean();
-      if (cur && !cur.deleted && canonical(cur.spec) === canonical(spec)) return { config: toAgentConfig(cur), created: false };
-      const doc = await this.write(spec.id, spec);
-      return { config: toAgentConfig(doc), created: !cur || cur.deleted };
+      let prior: Prior | null | undefined;
+      let redisDown: unknown;
+      try {
+        prior = await this.cachedPrior(spec.id);
+      } catch (err) {
+        redisDown = err;
+      }
+      // No entry, or one that says nothing changes: MongoDB decides (an unchanged register writes nothing).
+      if (prior === undefined || sameSpec(prior, spec)) {
+        const cur = await this.o.models.Agent.findById(spec.id).lean();
+        if (cur && sameSpec(cur, spec)) return { config: toAgentConfig(cur), created: false };
+        // Redis first: a write the caches cannot hear about is refused before MongoDB changes.
+        if (redisDown) throw redisDown;
+        prior = cur;
+      }
+      const w = await this.write(spec.id, spec, prior, Promise.resolve(), (latest) => sameSpec(latest, spec));
+      return { config: toAgentConfig(w.doc), created: w.wrote && (!w.prior || w.prior.deleted) };
     });
   }
 
@@ -77,19 +116,20 @@ export class AgentRegistry {
       throw new ValidationError([{ field: 'id', message: 'the id cannot be changed' }]);
     }
     return this.guard(async () => {
+      const redisUp = this.redisCheck();
       const cur = await this.current(agentId);
       const merged = mergePatch(cur.spec, { ...body, id: agentId });
       const spec = parseOrThrow(agentConfigInput, merged);
       if (canonical(cur.spec) === canonical(spec)) return toAgentConfig(cur);
-      return toAgentConfig(await this.write(agentId, spec));
+      return toAgentConfig((await this.write(agentId, spec, cur, redisUp)).doc);
     });
   }
 
   async remove(id: string): Promise<void> {
     const agentId = this.id(id);
     await this.guard(async () => {
-      await this.current(agentId);
-      await this.write(agentId, null);
+      const redisUp = this.redisCheck();
+      await this.write(agentId, null, await this.current(agentId), redisUp);
     });
   }
 
@@ -108,7 +148,7 @@ export class AgentRegistry {
   async version(id: string, version: number): Promise<VersionView> {
     const agentId = this.id(id);
     return this.guard(async () => {
-      const row = await this.o.models.AgentVersion.findOne({ agentId, version }).lean();
+      const row = await this.versionRow(agentId, version);
       if (!row) throw new NotFoundError(`agent ${JSON.stringify(agentId)} has no version ${version}`);
       return versionView(row);
     });
@@ -117,11 +157,11 @@ export class AgentRegistry {
   async rollback(id: string, version: number): Promise<AgentConfig> {
     const agentId = this.id(id);
     return this.guard(async () => {
-      await this.current(agentId);
-      const row = await this.o.models.AgentVersion.findOne({ agentId, version }).lean();
+      const redisUp = this.redisCheck();
+      const [cur, row] = await Promise.all([this.current(agentId), this.versionRow(agentId, version)]);
       if (!row) throw new NotFoundError(`agent ${JSON.stringify(agentId)} has no version ${version}`);
       if (!row.spec) throw new ConflictError(`version ${version} records a deletion; pick a version with a config`);
-      return toAgentConfig(await this.write(agentId, row.spec));
+      return toAgentConfig((await this.write(agentId, row.spec, cur, redisUp)).doc);
     });
   }
 
@@ -136,55 +176,110 @@ export class AgentRegistry {
   }
 
   /**
-   * Claims version n+1 in agent_versions (the unique index admits one writer),
-   * then moves `agents` to it, then the caches. A crash between the two steps
-   * leaves a claimed version that the next write rolls forward first.
+   * What the agent's Redis entry says the latest version is: undefined when
+   * there is no usable entry, null for an id that never had a version.
+   * Throws when Redis does not answer.
    */
-  private async write(agentId: string, spec: AgentSpec | null): Promise<AgentDoc> {
-    // Redis first: a write the caches cannot hear about is refused before MongoDB changes.
-    await this.o.redis.ping();
-    const { Agent, AgentVersion } = this.o.models;
+  private async cachedPrior(agentId: string): Promise<Prior | null | undefined> {
+    const raw = await this.o.redis.get(configKey(this.o.prefix, agentId));
+    if (!raw) return undefined;
+    let entry: Entry;
+    try {
+      entry = JSON.parse(raw) as Entry;
+    } catch {
+      return undefined;
+    }
+    if (!Number.isSafeInteger(entry?.version) || entry.version < 0) return undefined;
+    if ('missing' in entry) return entry.version === 0 ? null : { version: entry.version, deleted: true };
+    if (entry.config?.id !== agentId) return undefined;
+    return { version: entry.version, deleted: false, spec: specOf(entry.config), createdAt: new Date(entry.config.createdAt) };
+  }
+
+  /** One version row, by its `_id`; rows written before compound `_id`s are found by their fields. */
+  private async versionRow(agentId: string, version: number): Promise<AgentVersionDoc | null> {
+    const { AgentVersion } = this.o.models;
+    return (await AgentVersion.findById(versionId(agentId, version)).lean()) ?? (await AgentVersion.findOne({ agentId, version }).lean());
+  }
+
+  /**
+   * Redis first: a write the caches cannot hear about is refused before
+   * MongoDB changes. Started alongside the write's read; only a write awaits
+   * it, so its failure is handled here until then.
+   */
+  private redisCheck(): Promise<void> {
+    const ping = this.o.redis.ping().then(() => undefined);
+    ping.catch(() => undefined);
+    return ping;
+  }
+
+  /**
+   * Claims version n+1 in agent_versions (its `_id` admits one writer), n being
+   * the version of `prior`, then moves `agents` to it, then the caches. A
+   * version already taken — by a concurrent writer, by a write that crashed
+   * between the two steps, or because `prior` came from a lagging cache — is
+   * rolled forward (both reads by `_id`) and the next one tried; `same` says
+   * whether what MongoDB then holds already is this write, which then writes
+   * nothing.
+   */
+  private async write(
+    agentId: string,
+    spec: AgentSpec | null,
+    prior: Prior | null,
+    redisUp: Promise<void>,
+    same?: (latest: AgentDoc) => boolean,
+  ): Promise<{ doc: AgentDoc; prior: Prior | null; wrote: boolean }> {
+    await redisUp;
+    const { Agent } = this.o.models;
+    let version = (prior?.version ?? 0) + 1;
     for (let attempt = 0; attempt < 8; attempt++) {
-      const [cur, latest] = await Promise.all([
-        Agent.findById(agentId).lean(),
-        AgentVersion.findOne({ agentId }).sort({ version: -1 }).lean(),
-      ]);
-      if (latest && latest.version > (cur?.version ?? 0)) await this.rollForward(latest, cur);
-      const version = Math.max(cur?.version ?? 0, latest?.version ?? 0) + 1;
       const now = new Date();
       try {
-        await AgentVersion.create({ agentId, version, spec, deleted: spec === null, createdAt: now });
+        await this.o.models.agentVersions.insertOne({ _id: versionId(agentId, version), agentId, version, spec, deleted: spec === null, createdAt: now });
       } catch (err) {
-        if (isDuplicateKey(err)) continue; // another writer took this version: read again
-        throw err;
+        if (!isDuplicateKey(err)) throw err;
+        const [row, latest] = await Promise.all([this.versionRow(agentId, version), Agent.findById(agentId).lean()]);
+        let cur: AgentDoc;
+        if (latest && latest.version >= version) cur = latest;
+        else if (row) cur = await this.rollForward(row, latest ?? prior);
+        else continue; // the row went away meanwhile: try the same version again
+        if (same?.(cur)) return { doc: cur, prior: cur, wrote: false };
+        prior = cur;
+        version = cur.version + 1;
+        continue;
       }
-      const doc = await this.project({ agentId, version, spec, deleted: spec === null, createdAt: now }, cur);
+      const doc = await this.project({ agentId, version, spec, deleted: spec === null, createdAt: now }, prior);
       await this.announce(agentId, doc);
-      return doc;
+      return { doc, prior, wrote: true };
     }
     throw new ConflictError(`agent ${JSON.stringify(agentId)} is being changed concurrently; retry`);
   }
 
-  private async rollForward(row: AgentVersionDoc, cur: AgentDoc | null): Promise<void> {
-    const doc = await this.project(row, cur);
+  private async rollForward(row: AgentVersionDoc, prior: Prior | null): Promise<AgentDoc> {
+    const doc = await this.project(row, prior);
     await this.announce(row.agentId, doc);
+    return doc;
   }
 
-  /** Moves the `agents` document to `row` unless it is already at or past it. */
-  private async project(row: AgentVersionDoc, cur: AgentDoc | null): Promise<AgentDoc> {
+  /**
+   * Moves the `agents` document to `row` unless it is already at or past it.
+   * Its guard is the one filter of a write that is not a bare `_id`: `agents`
+   * holds one small document per agent, and the guard keeps a slow writer
+   * from moving it back.
+   */
+  private async project(row: AgentVersionDoc, prior: Prior | null): Promise<AgentDoc> {
     const deleted = row.spec === null;
-    const spec = (row.spec ?? cur?.spec) as AgentSpec;
-    const recreated = !cur || cur.deleted;
+    const spec = (row.spec ?? prior?.spec) as AgentSpec;
+    const recreated = !prior || prior.deleted;
     const doc: AgentDoc = {
       _id: row.agentId,
       version: row.version,
       spec,
       deleted,
-      createdAt: recreated && !deleted ? row.createdAt : (cur?.createdAt ?? row.createdAt),
+      createdAt: recreated && !deleted ? row.createdAt : (prior?.createdAt ?? row.createdAt),
       updatedAt: row.createdAt,
     };
     try {
-      await this.o.models.Agent.updateOne(
+      await this.o.models.agents.updateOne(
         { _id: row.agentId, version: { $lt: row.version } },
         { $set: { version: doc.version, spec: doc.spec, deleted, createdAt: doc.createdAt, updatedAt: doc.updatedAt } },
         { upsert: true },
@@ -196,10 +291,10 @@ export class AgentRegistry {
     return doc;
   }
 
+  /** The Redis entry moved forward and the change message sent: one script, one round trip. */
   private async announce(agentId: string, doc: AgentDoc): Promise<void> {
     const entry: Entry = doc.deleted ? { version: doc.version, missing: true } : { version: doc.version, config: toAgentConfig(doc) };
-    await storeEntry(this.o.redis, this.o.prefix, agentId, entry, this.o.cacheTtl);
-    await this.o.redis.publish(changeChannel(this.o.prefix), JSON.stringify({ agentId, version: doc.version }));
+    await storeEntry(this.o.redis, this.o.prefix, agentId, entry, this.o.cacheTtl, changeChannel(this.o.prefix));
   }
 
   /** Translates dependency outages into 503s; everything else passes through. */

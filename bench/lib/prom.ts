@@ -53,6 +53,31 @@ export function bucketOfQuantile(before: Map<number, number>, after: Map<number,
   return { lower, upper: Infinity, n };
 }
 
+/**
+ * The q-quantile of a histogram's observations from its cumulative bucket
+ * counts, interpolated linearly within the bucket it falls in, as
+ * Prometheus's `histogram_quantile` does (0 is the first bucket's lower
+ * bound; a quantile in the +Inf bucket is the highest finite bound). NaN
+ * without observations.
+ */
+export function histogramQuantile(buckets: Map<number, number>, q: number): number {
+  const entries = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
+  const n = entries.at(-1)?.[1] ?? 0;
+  if (!n) return Number.NaN;
+  const rank = q * n;
+  let lower = 0;
+  let below = 0;
+  for (const [le, count] of entries) {
+    if (count >= rank) {
+      if (le === Infinity) return lower;
+      return count === below ? le : lower + ((le - lower) * (rank - below)) / (count - below);
+    }
+    lower = le;
+    below = count;
+  }
+  return Number.NaN;
+}
+
 export async function scrape(url: string): Promise<PromSample[]> {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
