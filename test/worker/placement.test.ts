@@ -94,6 +94,9 @@ describe('placement: every session gets its agent in about a second and keeps on
 
   it('with WORKER_MAX_JOBS=1, three sessions with users in their rooms each get their agent within 2 s of the previous one ending; one agent per room', async () => {
     const w = await worker({ WORKER_MAX_JOBS: '1', WORKER_IDLE_PROCESSES: '2' });
+    // Its warm pool full: the job processes start one at a time (2-5 s each here), and the claim is about
+    // placing a session into a slot that frees, not about how long a process takes to start.
+    await until(async () => ((await capacity.summary()).workers.find((x) => x.pid === w.child.pid)?.warm ?? 0) >= 2, 30_000, 100);
     const sessions = await Promise.all([post('desk'), post('desk'), post('desk')]);
     const rooms = await Promise.all(sessions.map(join));
     // The first one's agent comes at once; the others wait for the slot, and say so.
