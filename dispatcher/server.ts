@@ -24,7 +24,7 @@ import { createRedis } from '../common/redis.js';
 import { createResolver } from '../common/resolver-factory.js';
 import { sessionRecords } from '../common/sessions/effects.js';
 import { Placements } from '../common/sessions/placement.js';
-import type { SessionJob } from '../common/sessions/schema.js';
+import { sessionJobSchema, type SessionJob } from '../common/sessions/schema.js';
 import { HEARTBEAT_INTERVAL_MS, WorkerCapacity } from '../common/workers/capacity.js';
 import { CapacityGate, GateClosedError } from './capacity-gate.js';
 import { dispatchSession, type DispatchDeps } from './dispatch-session.js';
@@ -106,6 +106,14 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
   };
 
   const processJob = async (job: Job<SessionJob>, token?: string) => {
+    const valid = sessionJobSchema.safeParse(job.data);
+    if (!valid.success) {
+      // Not a job this API made (or made by an incompatible version): it fails for good, saying why.
+      const reason = `malformed session job: ${valid.error.issues.map((i) => `${i.path.join('.') || '(job)'}: ${i.message}`).join('; ')}`;
+      m.outcomes.inc({ result: 'failed', reason: 'malformed_job' });
+      log.warn({ jobId: job.id, reason }, 'session job refused');
+      throw new UnrecoverableError(reason);
+    }
     const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     if (job.attemptsMade === 0) m.queueWait.observe(Math.max(0, Date.now() - job.timestamp - (job.opts.delay ?? 0)) / 1000);
     const timer = m.dispatchDuration.startTimer();

@@ -169,6 +169,11 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
         }, d.config.SESSION_NO_USER_TIMEOUT * 1000)
       : undefined;
 
+  // The last user gone: the session is over (the agent session closes itself for this, draining its
+  // speech for half a second or more); the slot is free for the next session from now.
+  ctx.room.on(RoomEvent.ParticipantDisconnected, (p) => {
+    if (p.kind !== ParticipantKind.AGENT && !userHere()) void end();
+  });
   // A room closed under the agent (deleted, or the agent removed) ends it too; the session's own close can take seconds.
   ctx.room.on(RoomEvent.Disconnected, () => void end());
   session.on(voice.AgentSessionEventTypes.Close, () => {

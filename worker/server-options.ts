@@ -1,19 +1,9 @@
 import { ServerOptions } from '@livekit/agents';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { WorkerConfig } from '../common/config.js';
 
 /** The agent file's own path, .ts under tsx and .js when built: job processes load it. */
 export const AGENT_FILE = fileURLToPath(new URL(`./agent${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
-
-/** A port free on `host` now: the agent server reads port 0 as "the default" (8081 in production), not "any". */
-export async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /**
  * LiveKit offers a job only where some worker's reported load is below its

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { AgentServer, initializeLogger } from '@livekit/agents';
 import { loadConfig, workerEnv } from '../common/config.js';
+import { freePort } from '../common/free-port.js';
 import { createLogger } from '../common/logger.js';
 import { setRtcLogLevel } from '../common/rtc-log.js';
 import { createRedis, redisReady } from '../common/redis.js';
@@ -11,7 +12,7 @@ import { CpuGuard } from './cpu-guard.js';
 import { jobRequestHandler } from './job-request.js';
 import { startMetricsServer } from './metrics.js';
 import { WorkerPresence } from './presence.js';
-import { freePort, serverOptions } from './server-options.js';
+import { serverOptions } from './server-options.js';
 import { workerSizing, type Sizing } from './sizing.js';
 
 export type WorkerMode = 'dev' | 'start';

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { changeChannel, configKey, storeEntry, type Entry } from '../../common/agent-resolver.js';
 import { toAgentConfig } from '../../common/agent-view.js';
+import { isDuplicateKey } from '../../common/mongo.js';
 import { AgentNotFoundError, ConflictError, NotFoundError, translateOutages, ValidationError } from '../../common/errors.js';
 import { versionId, type AgentDoc, type AgentModels, type AgentVersionDoc } from '../../common/models/agent.js';
 import { agentConfigInput, agentIdSchema, type AgentConfig, type AgentSpec } from '../../common/schemas/agent-config.js';
@@ -33,8 +34,6 @@ function canonical(v: unknown): string {
   }
   return JSON.stringify(v);
 }
-
-const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === 11000;
 
 /**
  * What a write follows: the `agents` document as read, or what the Redis entry

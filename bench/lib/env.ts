@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { SESSIONS_QUEUE } from '../../common/queue.js';
 import { connectMongo } from '../../common/mongo.js';
 import { createRedis, type Redis } from '../../common/redis.js';
 import { stackEnv } from '../../tools/lib/services.js';
+import { mongoUri, uniqueName as testUniqueName } from '../../test/support/env.js';
 
 export const BENCH_API_KEY = 'bench-api-key-0123456789';
 
@@ -11,16 +11,9 @@ export const BENCH_API_KEY = 'bench-api-key-0123456789';
 export const stack = stackEnv();
 
 /** A name no other run uses: its own Redis prefix, database and agent name. */
-export function uniqueName(tag: string): string {
-  return `bench-${tag}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-}
+export const uniqueName = (tag: string): string => testUniqueName(`bench-${tag}`);
 
-/** A MongoDB URI on the stack's server with a database of its own. */
-export function mongoUri(db: string, base = stack.MONGODB_URI): string {
-  const u = new URL(base);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
+export { mongoUri };
 
 /** Settings of an isolated API (and dispatcher) instance: own prefix, database and agent name, loopback only. */
 export function isolatedEnv(tag: string, overrides: Record<string, string> = {}): Record<string, string> {

@@ -68,24 +68,29 @@ export const sessionListQuery = z.object({
   cursor: z.string().min(1).max(64).optional(),
 });
 
-/** What the queue carries for one session: everything the dispatcher needs, nothing it must look up. */
-export interface SessionJob {
-  sessionId: string;
-  agentId: string;
-  roomName: string;
-  participantIdentity: string;
-  metadata?: Record<string, unknown>;
-  batchId?: string;
-  scheduledAt?: string;
-  callbackUrl?: string;
-  requestedAt: string;
+/**
+ * What the queue carries for one session: everything the dispatcher needs,
+ * nothing it must look up. The API builds it; the dispatcher parses every job
+ * it takes against this (a malformed one fails for good, with the reason).
+ */
+export const sessionJobSchema = z.object({
+  sessionId: z.string().regex(/^ses_[0-9a-z]{21}$/),
+  agentId: agentIdSchema,
+  roomName: roomNameSchema,
+  participantIdentity: z.string().min(1).max(128),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  batchId: z.string().regex(/^bat_[0-9a-z]{21}$/).optional(),
+  scheduledAt: z.iso.datetime({ offset: true }).optional(),
+  callbackUrl: z.string().optional(),
+  requestedAt: z.iso.datetime({ offset: true }),
   /**
    * The placement generation this job dispatches (common/sessions/placement.ts).
    * Unset for a session's first dispatch, which creates its room; a later one
    * (LiveKit dropped the job, the worker died, the agent never joined) replaces
    * the room's earlier dispatches.
    */
-  generation?: number;
+  generation: z.number().int().min(0).optional(),
   /** Set on the job that places a session again because its agent never joined: the count to record. */
-  redispatches?: number;
-}
+  redispatches: z.number().int().min(1).optional(),
+});
+export type SessionJob = z.infer<typeof sessionJobSchema>;

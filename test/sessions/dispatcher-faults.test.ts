@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import type { ChildProcess } from 'node:child_process';
+import { sessionsQueue } from '../../common/queue.js';
+import { createRedis } from '../../common/redis.js';
 import { agentBody, startTestApi, type TestApi } from '../support/api.js';
 import { spawnDispatcher, startTestDispatcher } from '../support/dispatcher.js';
 import { OwnLivekit } from '../support/livekit-server.js';
@@ -43,6 +45,26 @@ describe('dispatcher faults: every session dispatched exactly once', function ()
     const done = await batchDone(api, res.body.batchId);
     expect(done.counts.dispatched).to.equal(400);
     expect(await expectExactlyOneDispatchEach(api, res.body.sessionIds)).to.equal(400);
+  });
+
+  it('when a malformed job is in the queue, then it fails for good naming its bad fields, and the dispatcher goes on with the next session', async () => {
+    const redis = createRedis(api.env.REDIS_URL!);
+    const queue = sessionsQueue(redis, api.env.QUEUE_PREFIX!);
+    const d = await startTestDispatcher(api.env);
+    try {
+      const bad = await queue.add('session', { sessionId: 'not-a-session', agentId: 'f', roomName: 'no room!', requestedAt: 'yesterday' } as never, { attempts: 5 });
+      const failed = await until(async () => ((await bad.isFailed()) ? await queue.getJob(bad.id!) : undefined), 10_000, 50);
+      expect(failed!.attemptsMade, 'not retried').to.equal(1);
+      expect(failed!.failedReason).to.match(/^malformed session job: /);
+      for (const field of ['sessionId', 'roomName', 'participantIdentity', 'requestedAt']) expect(failed!.failedReason).to.include(`${field}:`);
+      const ok = await api.call('POST', '/api/sessions', { agentId: 'f' });
+      await until(async () => (await api.call('GET', `/api/sessions/${ok.body.sessionId}`)).body.status === 'dispatched', 10_000, 50);
+      expect(await expectExactlyOneDispatchEach(api, [ok.body.sessionId])).to.equal(1);
+    } finally {
+      await d.stop();
+      await queue.close();
+      redis.disconnect();
+    }
   });
 
   it('when two dispatcher processes share the queue, then each session is dispatched exactly once', async () => {

@@ -1,14 +1,9 @@
 import { startApi, type RunningApi } from '../../api/server.js';
-import { stack, uniqueName } from './env.js';
+import { mongoUri, stack, uniqueName } from './env.js';
+
+export { mongoUri };
 
 export const TEST_API_KEY = 'test-api-key-0123456789';
-
-/** A MongoDB URI on the stack's server with a database of its own. */
-export function mongoUri(db: string, base = stack.MONGODB_URI): string {
-  const u = new URL(base);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
 
 export interface TestApi extends RunningApi {
   env: Record<string, string>;

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { livekitClients } from '../../common/livekit.js';
+import { sessionIdOf } from '../../common/sessions/dispatch-metadata.js';
 import type { TestApi } from './api.js';
 
 export async function until<T>(fn: () => Promise<T | undefined | false>, ms = 30_000, every = 100): Promise<T> {
@@ -43,7 +44,7 @@ export async function expectExactlyOneDispatchEach(api: TestApi, sessionIds: str
   const sessions = await pool(sessionIds, 20, async (id) => (await api.call('GET', `/api/sessions/${id}`)).body);
   const counts = await pool(sessions, 20, async (s: { sessionId: string; roomName: string }) => {
     const all = await dispatch.listDispatch(s.roomName);
-    return all.filter((d) => d.agentName === api.env.AGENT_NAME && JSON.parse(d.metadata || '{}').sessionId === s.sessionId).length;
+    return all.filter((d) => d.agentName === api.env.AGENT_NAME && sessionIdOf(d.metadata) === s.sessionId).length;
   });
   const wrong = sessions.filter((_, i) => counts[i] !== 1).map((s, i) => `${s.sessionId}:${counts[i]}`);
   expect(wrong, 'sessions without exactly one dispatch').to.deep.equal([]);

@@ -4,6 +4,7 @@ import * as deepgram from '@livekit/agents-plugin-deepgram';
 import * as openai from '@livekit/agents-plugin-openai';
 import { loadConfig, workerEnv } from '../../common/config.js';
 import { agentConfigInput, type AgentConfig } from '../../common/schemas/agent-config.js';
+import { dispatchMetadata, parseDispatchMetadata } from '../../common/sessions/dispatch-metadata.js';
 import { jobTarget } from '../../worker/job-target.js';
 import { instructionsFor, pipelineFor } from '../../worker/pipeline.js';
 import { agentBody } from '../support/api.js';
@@ -24,6 +25,15 @@ describe('worker: which agent a job is for, and its pipeline', () => {
     expect(jobTarget('not json', 'agent-7-room-abcdefghij012345')).to.deep.equal({ agentId: '7', generation: 0 });
     expect(jobTarget(JSON.stringify({ agentId: 5, generation: -1 }), undefined)).to.deep.equal({ agentId: '5', generation: 0 });
     expect(jobTarget('[1,2]', 'lobby')).to.deep.equal({ generation: 0 });
+    // A field of the wrong type is left out; the others still count.
+    expect(jobTarget(JSON.stringify({ agentId: '4', sessionId: 9, configVersion: 'x', generation: '2', requestedAt: 'soon' }), undefined)).to.deep.equal({ agentId: '4', generation: 0 });
+  });
+
+  it('reads back the dispatch metadata it builds, with the caller metadata beside ours and never over it', () => {
+    const requestedAt = new Date().toISOString();
+    const built = dispatchMetadata({ agentId: '3', sessionId: 'ses_y', requestedAt, metadata: { lang: 'de', agentId: 'other', sessionId: 'forged' } }, 2, 1);
+    expect(parseDispatchMetadata(built)).to.deep.equal({ lang: 'de', agentId: '3', sessionId: 'ses_y', configVersion: 2, requestedAt, generation: 1 });
+    expect(jobTarget(built, 'agent-9-room')).to.deep.equal({ agentId: '3', sessionId: 'ses_y', configVersion: 2, generation: 1, requestedAt: Date.parse(requestedAt) });
   });
 
   it('asks for the target language when the agent translates', () => {
