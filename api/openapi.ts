@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { agentConfigInput, agentConfigPatch, rollbackBody } from '../common/schemas/agent-config.js';
-import { batchRequestSchema, sessionRequestSchema } from '../common/sessions/schema.js';
+import { agentConfigInput, agentConfigPatch, rollbackBody } from '../common/agents/index.js';
+import { batchRequestSchema, sessionRequestSchema } from '../common/sessions/index.js';
 
 /**
  * The API description, generated from the same zod schemas that validate the

@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { agentModels } from '../common/models/agent.js';
+import { agentModels, createResolver } from '../common/agents/index.js';
 import { apiEnv, loadConfig, type ApiConfig } from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { connectMongo } from '../common/mongo.js';
@@ -8,8 +8,7 @@ import { createRedis } from '../common/redis.js';
 import { livekitClients } from '../common/livekit.js';
 import { checksQueue, enqueueRecovery, sessionsQueue } from '../common/queue.js';
 import { WorkerCapacity } from '../common/workers/capacity.js';
-import { createResolver } from '../common/resolver-factory.js';
-import { sessionRecords } from '../common/sessions/effects.js';
+import { sessionRecords } from '../common/sessions/index.js';
 import { AgentRegistry } from './agents/registry.js';
 import { webhookRoutes } from './livekit/webhook-routes.js';
 import { IdempotencyKeys } from './sessions/idempotency.js';

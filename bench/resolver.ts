@@ -3,12 +3,10 @@
  * how soon a second resolver sees a PATCH, against raw Redis on the same server.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentResolver, configKey, type Tier } from '../common/agent-resolver.js';
+import { agentModels, type AgentModels, AgentResolver, configKey, createResolver, type Tier } from '../common/agents/index.js';
 import { loadConfig, sharedEnv } from '../common/config.js';
-import { agentModels, type AgentModels } from '../common/models/agent.js';
 import { connectMongo } from '../common/mongo.js';
 import type { Redis } from '../common/redis.js';
-import { createResolver } from '../common/resolver-factory.js';
 import { startChild } from './lib/child.js';
 import { agentBody, call, dropEnv, isolatedEnv, readyRedis } from './lib/env.js';
 import type { Figure, Section } from './lib/report.js';

@@ -12,6 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { setRtcLogLevel } from '../common/rtc-log.js';
 import { ROOT } from '../tools/lib/paths.js';
 import { servicesDown, servicesUp, stackEnv } from '../tools/lib/services.js';
 import { benchBatch } from './batch.js';
@@ -38,6 +39,8 @@ const BENCHES: [string, (runs: number, log: (m: string) => void) => Promise<Sect
   ['soak', benchSoak],
 ];
 
+// The bench's own LiveKit clients (rtc-node) log every data packet at debug otherwise.
+setRtcLogLevel('warn');
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 if (!Number.isInteger(runs) || runs < 1) throw new Error('BENCH_RUNS must be a positive integer');
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);

@@ -47,13 +47,6 @@ export class UnavailableError extends AppError {
 }
 
 /** The agent id resolves to nothing (never registered, or deleted). */
-/** Another writer held what this request must change for longer than it may wait: transient, retry. */
-export class BusyError extends AppError {
-  constructor(message: string) {
-    super(503, 'busy', message);
-  }
-}
-
 export class AgentNotFoundError extends NotFoundError {
   constructor(readonly agentId: string) {
     super(`agent ${JSON.stringify(agentId)} is not registered`);
@@ -77,13 +70,16 @@ export function isRedisUnavailable(err: unknown): boolean {
   );
 }
 
-/** Runs `fn`, turning outages of Redis or MongoDB into an UnavailableError (503); other errors pass through. */
-export async function translateOutages<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (isRedisUnavailable(err)) throw new UnavailableError('redis', { cause: err });
-    if (isMongoUnavailable(err)) throw new UnavailableError('mongodb', { cause: err });
-    throw err;
-  }
+/**
+ * The error as this system's own, where it is one: an AppError as it is, an
+ * outage of Redis or MongoDB as an UnavailableError (503, retry); undefined for
+ * anything else (a bug, or a LiveKit error: common/livekit.ts classifies those).
+ * The edges call this — the HTTP error handler, the dispatcher's job
+ * processor, the worker's job entry — so services throw what they meet.
+ */
+export function toAppError(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err;
+  if (isRedisUnavailable(err)) return new UnavailableError('redis', { cause: err });
+  if (isMongoUnavailable(err)) return new UnavailableError('mongodb', { cause: err });
+  return undefined;
 }

@@ -1,6 +1,6 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { SessionJob } from './sessions/schema.js';
+import type { SessionJob } from './sessions/index.js';
 
 /**
  * The sessions queue. Every key lives under `QUEUE_PREFIX`; on Redis Cluster

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { AGENT_ID_PATTERN } from './agents/index.js';
 
 /**
  * Room names follow the original deployment: `agent-{id}-room`. Each session
@@ -6,7 +7,6 @@ import { randomBytes } from 'node:crypto';
  * lowercase letters or digits: fixed length, no dash, so a name parses back
  * to exactly one (id, suffix) pair even when the id itself contains `-room`.
  */
-export const AGENT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export const ROOM_SUFFIX_PATTERN = /^[a-z0-9]{16}$/;
 const ROOM_PATTERN = /^agent-([A-Za-z0-9_-]{1,64})-room(?:-([a-z0-9]{16}))?$/;
 

@@ -1,14 +1,18 @@
 import { RoomAgentDispatch, type AgentDispatchClient, type RoomServiceClient } from 'livekit-server-sdk';
-import type { AgentResolver } from '../common/agent-resolver.js';
+import type { AgentConfig, AgentResolver } from '../common/agents/index.js';
 import { AgentNotFoundError } from '../common/errors.js';
 import { roomMadeFor, roomMetadataFor } from '../common/rooms.js';
-import type { AgentConfig } from '../common/schemas/agent-config.js';
-import type { AgentSlots } from '../common/sessions/agent-slots.js';
-import { dispatchMetadata, generationOf } from '../common/sessions/dispatch-metadata.js';
-import type { Placements } from '../common/sessions/placement.js';
-import { TERMINAL_STATUSES, type SessionJob, type SessionStatus } from '../common/sessions/schema.js';
-import { ENTERED_FROM } from '../common/sessions/state.js';
-import type { SessionStore } from '../common/sessions/store.js';
+import {
+  type AgentSlots,
+  dispatchMetadata,
+  ENTERED_FROM,
+  generationOf,
+  type Placements,
+  type SessionJob,
+  type SessionStatus,
+  type SessionStore,
+  TERMINAL_STATUSES,
+} from '../common/sessions/index.js';
 import type { CapacityGate } from './capacity-gate.js';
 import { sessionDispatches, withdrawSessionDispatches } from './session-dispatches.js';
 

@@ -1,9 +1,7 @@
 import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
 import { usersIn } from '../common/livekit.js';
 import type { Recovery } from '../common/queue.js';
-import type { Placements } from '../common/sessions/placement.js';
-import { TERMINAL_STATUSES, type SessionJob } from '../common/sessions/schema.js';
-import { endedFields, jobFromRecord, type SessionStore } from '../common/sessions/store.js';
+import { endedFields, jobFromRecord, type Placements, type SessionJob, type SessionStore, TERMINAL_STATUSES } from '../common/sessions/index.js';
 import type { WorkerCapacity } from '../common/workers/capacity.js';
 import { withdrawSessionDispatches } from './session-dispatches.js';
 

@@ -1,11 +1,10 @@
-import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { Worker } from 'bullmq';
 import { startCallbackWorker } from '../common/callbacks.js';
 import { dispatcherEnv, loadConfig } from '../common/config.js';
-import { isMongoUnavailable, UnavailableError } from '../common/errors.js';
 import { livekitClients } from '../common/livekit.js';
 import { acquireLock } from '../common/lock.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { agentModels } from '../common/models/agent.js';
+import { agentModels, createResolver } from '../common/agents/index.js';
 import { connectMongo } from '../common/mongo.js';
 import {
   CHECKS_QUEUE,
@@ -21,15 +20,12 @@ import {
   type Recovery,
 } from '../common/queue.js';
 import { createRedis } from '../common/redis.js';
-import { createResolver } from '../common/resolver-factory.js';
-import { sessionRecords } from '../common/sessions/effects.js';
-import { Placements } from '../common/sessions/placement.js';
-import { sessionJobSchema, type SessionJob } from '../common/sessions/schema.js';
+import { Placements, type SessionJob, sessionRecords } from '../common/sessions/index.js';
 import { HEARTBEAT_INTERVAL_MS, WorkerCapacity } from '../common/workers/capacity.js';
-import { CapacityGate, GateClosedError } from './capacity-gate.js';
-import { dispatchSession, type DispatchDeps } from './dispatch-session.js';
-import { classifyLivekitError } from './livekit-errors.js';
+import { CapacityGate } from './capacity-gate.js';
+import type { DispatchDeps } from './dispatch-session.js';
 import { dispatcherMetrics, serveMetrics } from './metrics.js';
+import { sessionJobProcessor } from './session-job-processor.js';
 import { checkAgentJoined, checkPlacement, placementCheckDelay, recoverSession, type PlacementDeps } from './placement-checks.js';
 
 export interface RunningDispatcher {
@@ -105,68 +101,14 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
     ...(gate ? { gate, onCapacityWait: (seconds: number) => m.capacityWait.observe(seconds) } : {}),
   };
 
-  const processJob = async (job: Job<SessionJob>, token?: string) => {
-    const valid = sessionJobSchema.safeParse(job.data);
-    if (!valid.success) {
-      // Not a job this API made (or made by an incompatible version): it fails for good, saying why.
-      const reason = `malformed session job: ${valid.error.issues.map((i) => `${i.path.join('.') || '(job)'}: ${i.message}`).join('; ')}`;
-      m.outcomes.inc({ result: 'failed', reason: 'malformed_job' });
-      log.warn({ jobId: job.id, reason }, 'session job refused');
-      throw new UnrecoverableError(reason);
-    }
-    const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    if (job.attemptsMade === 0) m.queueWait.observe(Math.max(0, Date.now() - job.timestamp - (job.opts.delay ?? 0)) / 1000);
-    const timer = m.dispatchDuration.startTimer();
-    try {
-      const outcome = await dispatchSession(job.data, deps, job.attemptsMade + 1);
-      if (outcome.result !== 'busy' && outcome.result !== 'at-capacity') timer();
-      m.outcomes.inc({ result: outcome.result, reason: outcome.result === 'failed' ? outcome.reason : outcome.result === 'skipped' ? outcome.status : '' });
-      if (outcome.result === 'dispatched') m.stages.observe({ stage: 'dispatched' }, (Date.now() - Date.parse(job.data.requestedAt)) / 1000);
-      if (outcome.result === 'busy' || outcome.result === 'at-capacity') {
-        // Another process is dispatching this session, or its agent is at its cap: the session
-        // stays queued and is looked at again shortly.
-        await job.moveToDelayed(Date.now() + (outcome.result === 'busy' ? 1000 : 500), token);
-        throw new DelayedError();
-      }
-      if (outcome.result === 'dispatched' || outcome.result === 'placed') await followUp(job.data);
-      log.debug({ sessionId: job.data.sessionId, generation: job.data.generation ?? 0, ...outcome }, 'session processed');
-      return outcome;
-    } catch (err) {
-      if (err instanceof DelayedError || err instanceof UnrecoverableError || err instanceof WaitingError) throw err;
-      if (err instanceof GateClosedError) {
-        // Stopping while the session waited for a slot: back to the head of the queue for another dispatcher.
-        await job.moveToWait(token);
-        throw new WaitingError();
-      }
-      if (err instanceof UnavailableError || isMongoUnavailable(err)) {
-        m.retries.inc({ reason: 'dependency_unavailable' });
-        log.warn({ sessionId: job.data.sessionId, attempt: job.attemptsMade + 1 }, 'dependency unavailable; will retry');
-        throw err;
-      }
-      const c = classifyLivekitError(err);
-      if (c.kind === 'rate-limited') {
-        m.retries.inc({ reason: 'livekit_rate_limited' });
-        await worker.rateLimit(c.retryAfterMs);
-        throw Worker.RateLimitError();
-      }
-      const reason = c.kind === 'permanent' ? c.reason : 'livekit_unavailable';
-      if (c.kind === 'permanent' || lastTry) {
-        await store
-          .transition(job.data.sessionId, 'failed', { failureReason: reason }, job.data)
-          .catch((e: Error) => log.warn({ sessionId: job.data.sessionId, err: e.message }, 'failure not recorded'));
-        m.outcomes.inc({ result: 'failed', reason });
-        log.warn({ sessionId: job.data.sessionId, reason }, 'session failed');
-        throw new UnrecoverableError(reason);
-      }
-      m.retries.inc({ reason });
-      // The record says a dispatch is under way and how many attempts it took so far.
-      await store
-        .transition(job.data.sessionId, 'dispatching', { attempts: job.attemptsMade + 1 }, job.data)
-        .catch((e: Error) => log.warn({ sessionId: job.data.sessionId, err: e.message }, 'retry not recorded'));
-      log.info({ sessionId: job.data.sessionId, attempt: job.attemptsMade + 1, err: (err as Error).message }, 'livekit error; will retry');
-      throw err;
-    }
-  };
+  const processJob = sessionJobProcessor({
+    dispatch: deps,
+    store,
+    metrics: m,
+    log,
+    followUp,
+    rateLimit: (ms) => worker.rateLimit(ms),
+  });
 
   const worker = new Worker<SessionJob>(SESSIONS_QUEUE, processJob, {
     connection: createRedis(config.REDIS_URL, 'blocking'),

@@ -1,5 +1,5 @@
 import type { AgentDispatchClient } from 'livekit-server-sdk';
-import { sessionIdOf } from '../common/sessions/dispatch-metadata.js';
+import { sessionIdOf } from '../common/sessions/index.js';
 
 export interface SessionDispatchRef {
   roomName: string;

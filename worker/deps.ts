@@ -1,15 +1,10 @@
 import { loadConfig, workerEnv, type WorkerConfig } from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { setRtcLogLevel } from '../common/rtc-log.js';
-import { agentModels } from '../common/models/agent.js';
+import { agentModels, type AgentResolver, createResolver } from '../common/agents/index.js';
 import { connectMongo } from '../common/mongo.js';
 import { createRedis } from '../common/redis.js';
-import { createResolver } from '../common/resolver-factory.js';
-import type { AgentResolver } from '../common/agent-resolver.js';
-import { sessionRecords } from '../common/sessions/effects.js';
-import type { Placements } from '../common/sessions/placement.js';
-import type { SessionStore } from '../common/sessions/store.js';
-import { ConversationMemory } from '../common/sessions/turns.js';
+import { ConversationMemory, type Placements, sessionRecords, type SessionStore } from '../common/sessions/index.js';
 
 export interface WorkerDeps {
   config: WorkerConfig;

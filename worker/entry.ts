@@ -1,13 +1,13 @@
 import type { JobContext } from '@livekit/agents';
 import { llm, voice } from '@livekit/agents';
 import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
-import { AgentNotFoundError, UnavailableError } from '../common/errors.js';
-import type { AgentConfig } from '../common/schemas/agent-config.js';
-import type { Tier } from '../common/agent-resolver.js';
-import type { Turn } from '../common/sessions/turns.js';
+import { AgentNotFoundError, toAppError, UnavailableError } from '../common/errors.js';
+import type { AgentConfig, Tier } from '../common/agents/index.js';
+import type { Turn } from '../common/sessions/index.js';
 import { BitHumanAvatar, BITHUMAN_IDENTITY } from './avatar/bithuman.js';
 import type { WorkerDeps } from './deps.js';
 import { jobTarget } from './job-target.js';
+import { JobSessionRecord } from './session-record.js';
 import { instructionsFor, pipelineFor } from './pipeline.js';
 import { LatestFrame, RuntimeAgent } from './vision.js';
 
@@ -41,19 +41,13 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   const target = jobTarget(ctx.job.metadata, roomName);
   if (target.requestedAt) events.onStage?.('job_received', (Date.now() - target.requestedAt) / 1000);
   const log = d.log.child({ jobId: ctx.job.id, room: roomName, agentId: target.agentId, sessionId: target.sessionId });
+  const record = new JobSessionRecord(target.sessionId, jobId, d, log);
   // The dispatcher's join check waits for a job whose worker is still starting its process.
-  if (target.sessionId) void d.placements.started(target.sessionId, jobId).catch(() => undefined);
-  const record = async (fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'session record not updated');
-    }
-  };
+  record.started();
   const fail = async (reason: string) => {
     events.onFailed?.(reason);
     log.warn({ reason }, 'job ended without a session');
-    if (target.sessionId) await record(() => d.store.transition(target.sessionId!, 'failed', { failureReason: reason }));
+    await record.failed(reason);
   };
 
   if (!target.agentId) return fail('no_agent_id');
@@ -65,8 +59,9 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
     events.onResolved?.(resolved.tier, (performance.now() - started) / 1000);
     log.info({ tier: resolved.tier, version: config.version }, 'agent config resolved');
   } catch (err) {
-    if (err instanceof AgentNotFoundError) return fail('agent_not_found');
-    if (err instanceof UnavailableError) return fail('config_unavailable');
+    const app = toAppError(err);
+    if (app instanceof AgentNotFoundError) return fail('agent_not_found');
+    if (app instanceof UnavailableError) return fail('config_unavailable');
     throw err;
   }
 
@@ -82,8 +77,6 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   // A session whose earlier agent died has its conversation in Redis: go on from there (read while connecting).
   const sessionId = target.sessionId;
   const loading = sessionId ? d.turns.load(sessionId).catch(() => [] as Turn[]) : Promise.resolve([] as Turn[]);
-  // Only the job that serves the session now writes its record (not one placed again meanwhile).
-  const serving = async () => !sessionId || (await d.placements.isCurrent(sessionId, jobId).catch(() => true));
 
   // Watch for the user's camera before connecting, so tracks subscribed during the connect are seen.
   // (The participant attributes naming session, agent and worker came with the job's token.)
@@ -129,15 +122,7 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   const resumed = history.length > 0;
   events.onStarted?.(config.id, (performance.now() - received) / 1000, resumed);
   if (target.requestedAt) events.onStage?.('session_started', (Date.now() - target.requestedAt) / 1000);
-  if (sessionId && (await serving())) {
-    // The agent knows which dispatch it serves; the dispatcher made it with the room and never saw its id.
-    const dispatchId = ctx.job.dispatchId || undefined;
-    await record(async () => {
-      if (!(await d.store.transition(sessionId, 'active', dispatchId ? { dispatchId } : {})) && dispatchId) {
-        await d.store.update(sessionId, 'active', { dispatchId }); // LiveKit's webhook recorded it active first
-      }
-    });
-  }
+  await record.active(ctx.job.dispatchId || undefined);
 
   // The session is over when the agent session closes (the user left, the room closed): its worker
   // slot is free from then on, not only once the job process has finished shutting down (seconds later).
@@ -147,10 +132,7 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
       clearTimeout(noUser);
       frames?.close();
       events.onEnded?.(config.id, jobId);
-      if (sessionId && (await serving())) {
-        const fields = { endedAt: new Date(), durationSeconds: Math.round((Date.now() - startedAt) / 100) / 10, ...(reason ? { failureReason: reason } : {}) };
-        await record(() => d.store.transition(sessionId, 'ended', fields));
-      }
+      await record.ended({ endedAt: new Date(), durationSeconds: Math.round((Date.now() - startedAt) / 100) / 10, ...(reason ? { failureReason: reason } : {}) });
     })());
   ctx.addShutdownCallback(() => end());
   // A user who never comes (or left before the agent arrived) would keep the agent, and its worker slot, forever.

@@ -1,7 +1,6 @@
 import type { JobRequest } from '@livekit/agents';
 import type { Logger } from '../common/logger.js';
-import { AGENT_ATTRIBUTE, GENERATION_ATTRIBUTE, SESSION_ATTRIBUTE, WORKER_ATTRIBUTE } from '../common/sessions/attributes.js';
-import type { Placements } from '../common/sessions/placement.js';
+import { AGENT_ATTRIBUTE, GENERATION_ATTRIBUTE, type Placements, SESSION_ATTRIBUTE, WORKER_ATTRIBUTE } from '../common/sessions/index.js';
 import { jobTarget } from './job-target.js';
 import type { WorkerPresence } from './presence.js';
 

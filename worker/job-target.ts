@@ -1,5 +1,5 @@
 import { parseRoomName } from '../common/rooms.js';
-import { parseDispatchMetadata } from '../common/sessions/dispatch-metadata.js';
+import { parseDispatchMetadata } from '../common/sessions/index.js';
 
 export interface JobTarget {
   agentId?: string;

@@ -2,7 +2,7 @@ import type { voice } from '@livekit/agents';
 import * as deepgram from '@livekit/agents-plugin-deepgram';
 import * as openai from '@livekit/agents-plugin-openai';
 import type { WorkerConfig } from '../common/config.js';
-import type { AgentConfig } from '../common/schemas/agent-config.js';
+import type { AgentConfig } from '../common/agents/index.js';
 
 type SessionOptions = NonNullable<ConstructorParameters<typeof voice.AgentSession>[0]>;
 

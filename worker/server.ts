@@ -6,7 +6,7 @@ import { freePort } from '../common/free-port.js';
 import { createLogger } from '../common/logger.js';
 import { setRtcLogLevel } from '../common/rtc-log.js';
 import { createRedis, redisReady } from '../common/redis.js';
-import { Placements } from '../common/sessions/placement.js';
+import { Placements } from '../common/sessions/index.js';
 import { WorkerCapacity } from '../common/workers/capacity.js';
 import { CpuGuard } from './cpu-guard.js';
 import { jobRequestHandler } from './job-request.js';

@@ -1,10 +1,21 @@
 import type { Redis } from 'ioredis';
-import { changeChannel, configKey, storeEntry, type Entry } from '../../common/agent-resolver.js';
-import { toAgentConfig } from '../../common/agent-view.js';
+import {
+  type AgentConfig,
+  agentConfigInput,
+  type AgentDoc,
+  agentIdSchema,
+  type AgentModels,
+  type AgentSpec,
+  type AgentVersionDoc,
+  changeChannel,
+  configKey,
+  type Entry,
+  storeEntry,
+  toAgentConfig,
+  versionId,
+} from '../../common/agents/index.js';
 import { isDuplicateKey } from '../../common/mongo.js';
-import { AgentNotFoundError, ConflictError, NotFoundError, translateOutages, ValidationError } from '../../common/errors.js';
-import { versionId, type AgentDoc, type AgentModels, type AgentVersionDoc } from '../../common/models/agent.js';
-import { agentConfigInput, agentIdSchema, type AgentConfig, type AgentSpec } from '../../common/schemas/agent-config.js';
+import { AgentNotFoundError, ConflictError, NotFoundError, ValidationError } from '../../common/errors.js';
 import { parseOrThrow } from '../../common/validate.js';
 import { mergePatch } from './merge-patch.js';
 
@@ -70,40 +81,36 @@ export class AgentRegistry {
 
   async register(body: unknown): Promise<{ config: AgentConfig; created: boolean }> {
     const spec = parseOrThrow(agentConfigInput, body);
-    return this.guard(async () => {
-      let prior: Prior | null | undefined;
-      let redisDown: unknown;
-      try {
-        prior = await this.cachedPrior(spec.id);
-      } catch (err) {
-        redisDown = err;
-      }
-      // No entry, or one that says nothing changes: MongoDB decides (an unchanged register writes nothing).
-      if (prior === undefined || sameSpec(prior, spec)) {
-        const cur = await this.o.models.Agent.findById(spec.id).lean();
-        if (cur && sameSpec(cur, spec)) return { config: toAgentConfig(cur), created: false };
-        // Redis first: a write the caches cannot hear about is refused before MongoDB changes.
-        if (redisDown) throw redisDown;
-        prior = cur;
-      }
-      const w = await this.write(spec.id, spec, prior, Promise.resolve(), (latest) => sameSpec(latest, spec));
-      return { config: toAgentConfig(w.doc), created: w.wrote && (!w.prior || w.prior.deleted) };
-    });
+    let prior: Prior | null | undefined;
+    let redisDown: unknown;
+    try {
+      prior = await this.cachedPrior(spec.id);
+    } catch (err) {
+      redisDown = err;
+    }
+    // No entry, or one that says nothing changes: MongoDB decides (an unchanged register writes nothing).
+    if (prior === undefined || sameSpec(prior, spec)) {
+      const cur = await this.o.models.Agent.findById(spec.id).lean();
+      if (cur && sameSpec(cur, spec)) return { config: toAgentConfig(cur), created: false };
+      // Redis first: a write the caches cannot hear about is refused before MongoDB changes.
+      if (redisDown) throw redisDown;
+      prior = cur;
+    }
+    const w = await this.write(spec.id, spec, prior, Promise.resolve(), (latest) => sameSpec(latest, spec));
+    return { config: toAgentConfig(w.doc), created: w.wrote && (!w.prior || w.prior.deleted) };
   }
 
   async get(id: string): Promise<AgentConfig> {
     const agentId = this.id(id);
-    return this.guard(async () => toAgentConfig(await this.current(agentId)));
+    return toAgentConfig(await this.current(agentId));
   }
 
   async list(limit: number, cursor?: string): Promise<{ items: AgentConfig[]; nextCursor: string | null }> {
-    return this.guard(async () => {
-      const filter: Record<string, unknown> = { deleted: false };
-      if (cursor) filter._id = { $gt: cursor };
-      const docs = await this.o.models.Agent.find(filter).sort({ _id: 1 }).limit(limit + 1).lean();
-      const page = docs.slice(0, limit);
-      return { items: page.map(toAgentConfig), nextCursor: docs.length > limit ? page[page.length - 1]!._id : null };
-    });
+    const filter: Record<string, unknown> = { deleted: false };
+    if (cursor) filter._id = { $gt: cursor };
+    const docs = await this.o.models.Agent.find(filter).sort({ _id: 1 }).limit(limit + 1).lean();
+    const page = docs.slice(0, limit);
+    return { items: page.map(toAgentConfig), nextCursor: docs.length > limit ? page[page.length - 1]!._id : null };
   }
 
   async patch(id: string, body: unknown): Promise<AgentConfig> {
@@ -114,54 +121,44 @@ export class AgentRegistry {
     if ('id' in body && String((body as { id: unknown }).id) !== agentId) {
       throw new ValidationError([{ field: 'id', message: 'the id cannot be changed' }]);
     }
-    return this.guard(async () => {
-      const redisUp = this.redisCheck();
-      const cur = await this.current(agentId);
-      const merged = mergePatch(cur.spec, { ...body, id: agentId });
-      const spec = parseOrThrow(agentConfigInput, merged);
-      if (canonical(cur.spec) === canonical(spec)) return toAgentConfig(cur);
-      return toAgentConfig((await this.write(agentId, spec, cur, redisUp)).doc);
-    });
+    const redisUp = this.redisCheck();
+    const cur = await this.current(agentId);
+    const merged = mergePatch(cur.spec, { ...body, id: agentId });
+    const spec = parseOrThrow(agentConfigInput, merged);
+    if (canonical(cur.spec) === canonical(spec)) return toAgentConfig(cur);
+    return toAgentConfig((await this.write(agentId, spec, cur, redisUp)).doc);
   }
 
   async remove(id: string): Promise<void> {
     const agentId = this.id(id);
-    await this.guard(async () => {
-      const redisUp = this.redisCheck();
-      await this.write(agentId, null, await this.current(agentId), redisUp);
-    });
+    const redisUp = this.redisCheck();
+    await this.write(agentId, null, await this.current(agentId), redisUp);
   }
 
   async versions(id: string, limit: number, before?: number): Promise<{ items: VersionView[]; nextCursor: string | null }> {
     const agentId = this.id(id);
-    return this.guard(async () => {
-      const filter: Record<string, unknown> = { agentId };
-      if (before !== undefined) filter.version = { $lt: before };
-      const rows = await this.o.models.AgentVersion.find(filter).sort({ version: -1 }).limit(limit + 1).lean();
-      if (rows.length === 0 && before === undefined) throw new AgentNotFoundError(agentId);
-      const page = rows.slice(0, limit);
-      return { items: page.map(versionView), nextCursor: rows.length > limit ? String(page[page.length - 1]!.version) : null };
-    });
+    const filter: Record<string, unknown> = { agentId };
+    if (before !== undefined) filter.version = { $lt: before };
+    const rows = await this.o.models.AgentVersion.find(filter).sort({ version: -1 }).limit(limit + 1).lean();
+    if (rows.length === 0 && before === undefined) throw new AgentNotFoundError(agentId);
+    const page = rows.slice(0, limit);
+    return { items: page.map(versionView), nextCursor: rows.length > limit ? String(page[page.length - 1]!.version) : null };
   }
 
   async version(id: string, version: number): Promise<VersionView> {
     const agentId = this.id(id);
-    return this.guard(async () => {
-      const row = await this.versionRow(agentId, version);
-      if (!row) throw new NotFoundError(`agent ${JSON.stringify(agentId)} has no version ${version}`);
-      return versionView(row);
-    });
+    const row = await this.versionRow(agentId, version);
+    if (!row) throw new NotFoundError(`agent ${JSON.stringify(agentId)} has no version ${version}`);
+    return versionView(row);
   }
 
   async rollback(id: string, version: number): Promise<AgentConfig> {
     const agentId = this.id(id);
-    return this.guard(async () => {
-      const redisUp = this.redisCheck();
-      const [cur, row] = await Promise.all([this.current(agentId), this.versionRow(agentId, version)]);
-      if (!row) throw new NotFoundError(`agent ${JSON.stringify(agentId)} has no version ${version}`);
-      if (!row.spec) throw new ConflictError(`version ${version} records a deletion; pick a version with a config`);
-      return toAgentConfig((await this.write(agentId, row.spec, cur, redisUp)).doc);
-    });
+    const redisUp = this.redisCheck();
+    const [cur, row] = await Promise.all([this.current(agentId), this.versionRow(agentId, version)]);
+    if (!row) throw new NotFoundError(`agent ${JSON.stringify(agentId)} has no version ${version}`);
+    if (!row.spec) throw new ConflictError(`version ${version} records a deletion; pick a version with a config`);
+    return toAgentConfig((await this.write(agentId, row.spec, cur, redisUp)).doc);
   }
 
   private id(raw: string): string {
@@ -294,11 +291,6 @@ export class AgentRegistry {
   private async announce(agentId: string, doc: AgentDoc): Promise<void> {
     const entry: Entry = doc.deleted ? { version: doc.version, missing: true } : { version: doc.version, config: toAgentConfig(doc) };
     await storeEntry(this.o.redis, this.o.prefix, agentId, entry, this.o.cacheTtl, changeChannel(this.o.prefix));
-  }
-
-  /** Translates dependency outages into 503s; everything else passes through. */
-  private guard<T>(fn: () => Promise<T>): Promise<T> {
-    return translateOutages(fn);
   }
 }
 

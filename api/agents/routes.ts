@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { rollbackBody } from '../../common/schemas/agent-config.js';
+import { rollbackBody } from '../../common/agents/index.js';
 import { parseOrThrow } from '../../common/validate.js';
 import { pageQuery, parseQuery } from '../http/query.js';
 import type { AgentRegistry } from './registry.js';

@@ -1,7 +1,5 @@
 import type { Queue } from 'bullmq';
-import { translateOutages } from '../../common/errors.js';
-import type { SessionJob } from '../../common/sessions/schema.js';
-import type { SessionStore } from '../../common/sessions/store.js';
+import type { SessionJob, SessionStore } from '../../common/sessions/index.js';
 
 const SAMPLE = 1000;
 
@@ -16,20 +14,18 @@ function percentile(sorted: number[], p: number): number | null {
  * and the queue; dispatch latency percentiles (request → dispatched, in
  * seconds) from the most recent sessions that got that far.
  */
-export function dashboardSummary(store: SessionStore, queue: Queue<SessionJob>) {
-  return translateOutages(async () => {
-    const [sessions, activeSessionsByAgent, queueCounts, latencies] = await Promise.all([
-      store.statusCounts(),
-      store.activeByAgent(),
-      queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
-      store.dispatchLatencies(SAMPLE),
-    ]);
-    return {
-      sessions,
-      activeSessionsByAgent,
-      queue: { depth: (queueCounts.waiting ?? 0) + (queueCounts.prioritized ?? 0) + (queueCounts.delayed ?? 0), ...queueCounts },
-      dispatchLatencySeconds: { sample: latencies.length, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
-      at: new Date().toISOString(),
-    };
-  });
+export async function dashboardSummary(store: SessionStore, queue: Queue<SessionJob>) {
+  const [sessions, activeSessionsByAgent, queueCounts, latencies] = await Promise.all([
+    store.statusCounts(),
+    store.activeByAgent(),
+    queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
+    store.dispatchLatencies(SAMPLE),
+  ]);
+  return {
+    sessions,
+    activeSessionsByAgent,
+    queue: { depth: (queueCounts.waiting ?? 0) + (queueCounts.prioritized ?? 0) + (queueCounts.delayed ?? 0), ...queueCounts },
+    dispatchLatencySeconds: { sample: latencies.length, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
+    at: new Date().toISOString(),
+  };
 }

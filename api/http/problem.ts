@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, Response } from 'express';
-import { AppError } from '../../common/errors.js';
+import { toAppError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 
 /** RFC 9457 problem details. `type` is a URN: stable, and no host to resolve. */
@@ -31,12 +31,13 @@ interface ParserError {
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     if (res.headersSent) return;
-    if (err instanceof AppError) {
-      if (err.status === 503) {
+    const app = toAppError(err);
+    if (app) {
+      if (app.status === 503) {
         res.setHeader('Retry-After', '2');
-        logger.warn({ dependency: err.extra.dependency, route: req.route?.path, cause: (err.cause as Error | undefined)?.message }, 'dependency unavailable');
+        logger.warn({ dependency: app.extra.dependency, route: req.route?.path, cause: (app.cause as Error | undefined)?.message }, 'dependency unavailable');
       }
-      return sendProblem(res, err.status, err.problem, TITLES[err.status] ?? 'Error', err.message, err.extra);
+      return sendProblem(res, app.status, app.problem, TITLES[app.status] ?? 'Error', app.message, app.extra);
     }
     const pe = err as ParserError;
     if (pe.type === 'entity.too.large') return sendProblem(res, 413, 'body-too-large', TITLES[413]!, 'the request body is over the size limit');

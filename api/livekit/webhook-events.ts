@@ -1,10 +1,7 @@
 import type { ParticipantInfo, RoomServiceClient, WebhookEvent } from 'livekit-server-sdk';
 import { AGENT_KIND, usersIn } from '../../common/livekit.js';
 import type { Recovery } from '../../common/queue.js';
-import { GENERATION_ATTRIBUTE, SESSION_ATTRIBUTE } from '../../common/sessions/attributes.js';
-import type { Placements } from '../../common/sessions/placement.js';
-import { ENTERED_FROM } from '../../common/sessions/state.js';
-import { endedFields, type SessionStore } from '../../common/sessions/store.js';
+import { endedFields, ENTERED_FROM, GENERATION_ATTRIBUTE, type Placements, SESSION_ATTRIBUTE, type SessionStore } from '../../common/sessions/index.js';
 
 export interface WebhookDeps {
   store: SessionStore;

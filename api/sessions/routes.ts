@@ -1,7 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { ID_PATTERN } from '../../common/sessions/ids.js';
-import { sessionListQuery } from '../../common/sessions/schema.js';
+import { ID_PATTERN, sessionListQuery } from '../../common/sessions/index.js';
 import { parseOrThrow } from '../../common/validate.js';
 import { parseQuery } from '../http/query.js';
 import type { IdempotencyKeys } from './idempotency.js';

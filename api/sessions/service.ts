@@ -1,35 +1,35 @@
 import type { Queue } from 'bullmq';
 import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
-import type { AgentResolver } from '../../common/agent-resolver.js';
+import type { AgentResolver } from '../../common/agents/index.js';
 import type { ApiConfig } from '../../common/config.js';
 import {
   AgentNotFoundError,
   ConflictError,
   NotFoundError,
-  translateOutages,
   UnavailableError,
   ValidationError,
   type FieldError,
 } from '../../common/errors.js';
 import { enqueueCallback, type CallbackJob } from '../../common/callbacks.js';
-import { isNotFound } from '../../common/livekit.js';
+import { classifyLivekitError, isNotFound } from '../../common/livekit.js';
 import type { Logger } from '../../common/logger.js';
 import { sessionJobOptions } from '../../common/queue.js';
-import { dispatchMetadata } from '../../common/sessions/dispatch-metadata.js';
-import { callbackPayload } from '../../common/sessions/effects.js';
-import { buildRoomName, newRoomSuffix } from '../../common/rooms.js';
-import { newId } from '../../common/sessions/ids.js';
-import type { Placements } from '../../common/sessions/placement.js';
-import type { WorkerCapacity } from '../../common/workers/capacity.js';
 import {
   batchRequestSchema,
-  sessionRequestSchema,
-  TERMINAL_STATUSES,
+  callbackPayload,
+  dispatchMetadata,
+  newId,
+  type Placements,
+  queuedRecord,
   type SessionJob,
   type SessionRequest,
+  sessionRequestSchema,
   type SessionStatus,
-} from '../../common/sessions/schema.js';
-import { queuedRecord, type SessionStore } from '../../common/sessions/store.js';
+  type SessionStore,
+  TERMINAL_STATUSES,
+} from '../../common/sessions/index.js';
+import { buildRoomName, newRoomSuffix } from '../../common/rooms.js';
+import type { WorkerCapacity } from '../../common/workers/capacity.js';
 import { fieldErrors, parseOrThrow } from '../../common/validate.js';
 import { participantToken } from './participant-token.js';
 import { placementView, sessionView, viewFromJob, type SessionView } from './views.js';
@@ -71,8 +71,6 @@ export interface BatchProgress {
   done: boolean;
 }
 
-const guard = translateOutages;
-
 /** Session requests: validate, check the agent, queue durably, answer. */
 export class SessionService {
   constructor(private readonly d: SessionServiceDeps) {}
@@ -109,37 +107,35 @@ export class SessionService {
   async create(body: unknown): Promise<CreatedSession> {
     const started = performance.now();
     const req = parseOrThrow(sessionRequestSchema, body);
-    return guard(async () => {
-      const { config } = await this.d.resolver.resolve(req.agentId); // unknown or deleted: 404, nothing queued
-      // Dispatch on join only where joining early cannot jump a schedule, a concurrency cap or,
-      // in capacity mode, the sessions waiting for a worker slot.
-      const dispatchOnJoin = !req.scheduledAt && !config.maxConcurrentSessions && this.d.config.DISPATCH_MODE === 'immediate';
-      const job = this.job(req);
-      // Queue first: a session is accepted once its job is durable. Its record follows at once
-      // (a dispatcher that gets there first records it from the job).
-      await this.d.queue.add('session', job, this.jobOptions(job));
-      await this.d.store.createQueued([job]);
-      await this.announceQueued([job]);
-      const token = await participantToken(
-        { apiKey: this.d.config.LIVEKIT_API_KEY, apiSecret: this.d.config.LIVEKIT_API_SECRET, ttlSeconds: this.d.config.PARTICIPANT_TOKEN_TTL },
-        {
-          room: job.roomName,
-          identity: job.participantIdentity,
-          ...(req.participant?.name ? { name: req.participant.name } : {}),
-          ...(req.participant?.metadata ? { metadata: req.participant.metadata } : {}),
-          ...(dispatchOnJoin ? { dispatch: { agentName: this.d.config.AGENT_NAME, metadata: dispatchMetadata(job, config.version) } } : {}),
-        },
-      );
-      this.d.metrics?.accepted(job.agentId, (performance.now() - started) / 1000);
-      return {
-        sessionId: job.sessionId,
-        agentId: job.agentId,
-        roomName: job.roomName,
-        status: 'queued',
-        livekitUrl: this.d.config.LIVEKIT_PUBLIC_URL ?? this.d.config.LIVEKIT_URL,
-        participantToken: token,
-      };
-    });
+    const { config } = await this.d.resolver.resolve(req.agentId); // unknown or deleted: 404, nothing queued
+    // Dispatch on join only where joining early cannot jump a schedule, a concurrency cap or,
+    // in capacity mode, the sessions waiting for a worker slot.
+    const dispatchOnJoin = !req.scheduledAt && !config.maxConcurrentSessions && this.d.config.DISPATCH_MODE === 'immediate';
+    const job = this.job(req);
+    // Queue first: a session is accepted once its job is durable. Its record follows at once
+    // (a dispatcher that gets there first records it from the job).
+    await this.d.queue.add('session', job, this.jobOptions(job));
+    await this.d.store.createQueued([job]);
+    await this.announceQueued([job]);
+    const token = await participantToken(
+      { apiKey: this.d.config.LIVEKIT_API_KEY, apiSecret: this.d.config.LIVEKIT_API_SECRET, ttlSeconds: this.d.config.PARTICIPANT_TOKEN_TTL },
+      {
+        room: job.roomName,
+        identity: job.participantIdentity,
+        ...(req.participant?.name ? { name: req.participant.name } : {}),
+        ...(req.participant?.metadata ? { metadata: req.participant.metadata } : {}),
+        ...(dispatchOnJoin ? { dispatch: { agentName: this.d.config.AGENT_NAME, metadata: dispatchMetadata(job, config.version) } } : {}),
+      },
+    );
+    this.d.metrics?.accepted(job.agentId, (performance.now() - started) / 1000);
+    return {
+      sessionId: job.sessionId,
+      agentId: job.agentId,
+      roomName: job.roomName,
+      status: 'queued',
+      livekitUrl: this.d.config.LIVEKIT_PUBLIC_URL ?? this.d.config.LIVEKIT_URL,
+      participantToken: token,
+    };
   }
 
   /** Validates every item first; one bad item fails the whole batch and nothing is queued. */
@@ -165,56 +161,52 @@ export class SessionService {
       }));
     }
 
-    return guard(async () => {
-      const unknown: FieldError[] = [];
-      const agentIds = [...new Set(requests.map((r) => r.agentId))];
-      const missing = new Set<string>();
-      await Promise.all(
-        agentIds.map((id) =>
-          this.d.resolver.resolve(id).catch((err) => {
-            if (err instanceof AgentNotFoundError) missing.add(id);
-            else throw err;
-          }),
-        ),
-      );
-      if (missing.size) {
-        requests.forEach((r, i) => {
-          if (missing.has(r.agentId) && unknown.length < 100) unknown.push({ field: 'sessions' in parsed ? `sessions.${i}.agentId` : 'agentId', message: 'agent is not registered' });
-        });
-        throw new ValidationError(unknown);
-      }
+    const unknown: FieldError[] = [];
+    const agentIds = [...new Set(requests.map((r) => r.agentId))];
+    const missing = new Set<string>();
+    await Promise.all(
+      agentIds.map((id) =>
+        this.d.resolver.resolve(id).catch((err) => {
+          if (err instanceof AgentNotFoundError) missing.add(id);
+          else throw err;
+        }),
+      ),
+    );
+    if (missing.size) {
+      requests.forEach((r, i) => {
+        if (missing.has(r.agentId) && unknown.length < 100) unknown.push({ field: 'sessions' in parsed ? `sessions.${i}.agentId` : 'agentId', message: 'agent is not registered' });
+      });
+      throw new ValidationError(unknown);
+    }
 
-      const batchId = newId('bat');
-      // Batch sessions get no participant token: nothing but the dispatcher can create their rooms.
-      const jobs = requests.map((r) => this.job(r, batchId, parsed.callbackUrl));
-      const sessionIds = jobs.map((j) => j.sessionId);
-      await this.d.store.createBatch({ _id: batchId, sessionIds, accepted: jobs.length, createdAt: new Date() });
-      try {
-        await this.d.queue.addBulk(jobs.map((j) => ({ name: 'session', data: j, opts: this.jobOptions(j) })));
-      } catch (err) {
-        // Nothing of the batch was queued (addBulk is one MULTI): take its record back too.
-        await this.d.store.deleteBatch(batchId).catch((e) => this.d.log?.warn({ batchId, err: (e as Error).message }, 'batch record of an unqueued batch not deleted'));
-        throw err;
-      }
-      await this.d.store.createQueued(jobs);
-      await this.announceQueued(jobs);
-      this.d.metrics?.batch(jobs.length);
-      return { batchId, accepted: jobs.length, sessionIds };
-    });
+    const batchId = newId('bat');
+    // Batch sessions get no participant token: nothing but the dispatcher can create their rooms.
+    const jobs = requests.map((r) => this.job(r, batchId, parsed.callbackUrl));
+    const sessionIds = jobs.map((j) => j.sessionId);
+    await this.d.store.createBatch({ _id: batchId, sessionIds, accepted: jobs.length, createdAt: new Date() });
+    try {
+      await this.d.queue.addBulk(jobs.map((j) => ({ name: 'session', data: j, opts: this.jobOptions(j) })));
+    } catch (err) {
+      // Nothing of the batch was queued (addBulk is one MULTI): take its record back too.
+      await this.d.store.deleteBatch(batchId).catch((e) => this.d.log?.warn({ batchId, err: (e as Error).message }, 'batch record of an unqueued batch not deleted'));
+      throw err;
+    }
+    await this.d.store.createQueued(jobs);
+    await this.announceQueued(jobs);
+    this.d.metrics?.batch(jobs.length);
+    return { batchId, accepted: jobs.length, sessionIds };
   }
 
   async get(sessionId: string): Promise<SessionView> {
-    return guard(async () => {
-      const [doc, placement] = await Promise.all([this.d.store.get(sessionId), this.d.placements.get(sessionId)]);
-      let view: SessionView;
-      if (doc) view = sessionView(doc);
-      else {
-        const job = await this.d.queue.getJob(sessionId);
-        if (job?.data?.sessionId !== sessionId) throw new NotFoundError(`session ${JSON.stringify(sessionId)} does not exist`);
-        view = viewFromJob(job.data);
-      }
-      return { ...view, ...placementView(placement), ...(await this.waitingFor(view)) };
-    });
+    const [doc, placement] = await Promise.all([this.d.store.get(sessionId), this.d.placements.get(sessionId)]);
+    let view: SessionView;
+    if (doc) view = sessionView(doc);
+    else {
+      const job = await this.d.queue.getJob(sessionId);
+      if (job?.data?.sessionId !== sessionId) throw new NotFoundError(`session ${JSON.stringify(sessionId)} does not exist`);
+      view = viewFromJob(job.data);
+    }
+    return { ...view, ...placementView(placement), ...(await this.waitingFor(view)) };
   }
 
   /** A session that no worker slot is free for yet says so (it goes the moment one frees). */
@@ -228,35 +220,31 @@ export class SessionService {
   }
 
   async list(q: { agentId?: string; status?: SessionStatus; batchId?: string; limit: number; cursor?: string }) {
-    return guard(async () => {
-      const { items, nextCursor } = await this.d.store.list(q);
-      return { items: items.map(sessionView), nextCursor };
-    });
+    const { items, nextCursor } = await this.d.store.list(q);
+    return { items: items.map(sessionView), nextCursor };
   }
 
   /** queued or dispatching → cancelled; dispatched or active → dispatch deleted, room closed, ended. */
   async cancel(sessionId: string): Promise<SessionView> {
-    return guard(async () => {
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const doc = await this.d.store.get(sessionId);
-        const job = await this.d.queue.getJob(sessionId);
-        if (!doc && !job) throw new NotFoundError(`session ${JSON.stringify(sessionId)} does not exist`);
-        const status: SessionStatus = doc?.status ?? 'queued';
-        if (TERMINAL_STATUSES.includes(status)) throw new ConflictError(`session is already ${status}`);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const doc = await this.d.store.get(sessionId);
+      const job = await this.d.queue.getJob(sessionId);
+      if (!doc && !job) throw new NotFoundError(`session ${JSON.stringify(sessionId)} does not exist`);
+      const status: SessionStatus = doc?.status ?? 'queued';
+      if (TERMINAL_STATUSES.includes(status)) throw new ConflictError(`session is already ${status}`);
 
-        if (status === 'queued' || status === 'dispatching') {
-          if (await this.d.store.transition(sessionId, 'cancelled', { failureReason: 'cancelled' }, job?.data)) {
-            await job?.remove().catch(() => undefined); // an active job is left to see the cancellation itself
-            return this.get(sessionId);
-          }
-          continue; // moved on meanwhile: look again
+      if (status === 'queued' || status === 'dispatching') {
+        if (await this.d.store.transition(sessionId, 'cancelled', { failureReason: 'cancelled' }, job?.data)) {
+          await job?.remove().catch(() => undefined); // an active job is left to see the cancellation itself
+          return this.get(sessionId);
         }
-
-        if (doc) await this.closeRoom(doc.roomName, doc.dispatchId);
-        if (await this.d.store.transition(sessionId, 'ended', { failureReason: 'cancelled' })) return this.get(sessionId);
+        continue; // moved on meanwhile: look again
       }
-      throw new ConflictError('the session changed while being cancelled; retry');
-    });
+
+      if (doc) await this.closeRoom(doc.roomName, doc.dispatchId);
+      if (await this.d.store.transition(sessionId, 'ended', { failureReason: 'cancelled' })) return this.get(sessionId);
+    }
+    throw new ConflictError('the session changed while being cancelled; retry');
   }
 
   /**
@@ -276,34 +264,30 @@ export class SessionService {
   }
 
   async batch(batchId: string): Promise<BatchProgress> {
-    return guard(async () => {
-      const batch = await this.d.store.batch(batchId);
-      if (!batch) throw new NotFoundError(`batch ${JSON.stringify(batchId)} does not exist`);
-      const counts = await this.d.store.batchCounts(batch);
-      return { batchId, accepted: batch.accepted, counts, done: counts.queued === 0 && counts.dispatching === 0 };
-    });
+    const batch = await this.d.store.batch(batchId);
+    if (!batch) throw new NotFoundError(`batch ${JSON.stringify(batchId)} does not exist`);
+    const counts = await this.d.store.batchCounts(batch);
+    return { batchId, accepted: batch.accepted, counts, done: counts.queued === 0 && counts.dispatching === 0 };
   }
 
   /** Cancels every session of the batch that is not dispatched yet. */
   async cancelBatch(batchId: string): Promise<{ batchId: string; cancelled: number }> {
-    return guard(async () => {
-      const batch = await this.d.store.batch(batchId, true);
-      if (!batch) throw new NotFoundError(`batch ${JSON.stringify(batchId)} does not exist`);
-      let cancelled = 0;
-      for (let i = 0; i < batch.sessionIds.length; i += 200) {
-        const ids = batch.sessionIds.slice(i, i + 200);
-        const results = await Promise.all(
-          ids.map(async (id) => {
-            const job = await this.d.queue.getJob(id);
-            const ok = await this.d.store.transition(id, 'cancelled', { failureReason: 'batch_cancelled' }, job?.data);
-            if (ok) await job?.remove().catch(() => undefined);
-            return ok;
-          }),
-        );
-        cancelled += results.filter(Boolean).length;
-      }
-      return { batchId, cancelled };
-    });
+    const batch = await this.d.store.batch(batchId, true);
+    if (!batch) throw new NotFoundError(`batch ${JSON.stringify(batchId)} does not exist`);
+    let cancelled = 0;
+    for (let i = 0; i < batch.sessionIds.length; i += 200) {
+      const ids = batch.sessionIds.slice(i, i + 200);
+      const results = await Promise.all(
+        ids.map(async (id) => {
+          const job = await this.d.queue.getJob(id);
+          const ok = await this.d.store.transition(id, 'cancelled', { failureReason: 'batch_cancelled' }, job?.data);
+          if (ok) await job?.remove().catch(() => undefined);
+          return ok;
+        }),
+      );
+      cancelled += results.filter(Boolean).length;
+    }
+    return { batchId, cancelled };
   }
 }
 
@@ -312,8 +296,7 @@ async function ignoreNotFound(p: Promise<unknown>): Promise<void> {
     await p;
   } catch (err) {
     if (isNotFound(err)) return;
-    const e = err as { status?: number };
-    if (typeof e.status !== 'number' || e.status >= 500) throw new UnavailableError('livekit', { cause: err });
+    if (classifyLivekitError(err).kind !== 'permanent') throw new UnavailableError('livekit', { cause: err });
     throw err;
   }
 }

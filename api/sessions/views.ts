@@ -1,7 +1,4 @@
-import type { SessionDoc } from '../../common/sessions/model.js';
-import type { Placement } from '../../common/sessions/placement.js';
-import type { SessionJob, SessionStatus } from '../../common/sessions/schema.js';
-import { queuedRecord } from '../../common/sessions/store.js';
+import { type Placement, queuedRecord, type SessionDoc, type SessionJob, type SessionStatus } from '../../common/sessions/index.js';
 
 export interface SessionView {
   sessionId: string;

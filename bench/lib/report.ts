@@ -1,8 +1,12 @@
 import { median } from './stats.js';
 
-/** What a target is checked against: the figure's own median, or its ratio to the baseline. */
+/**
+ * What a target is checked against: the figure's own median, its ratio to
+ * the baseline, or how far it is above the baseline (median − baseline
+ * median, in the figure's unit).
+ */
 export interface Target {
-  on: 'value' | 'ratio';
+  on: 'value' | 'ratio' | 'offset';
   op: '<=' | '>=';
   limit: number;
 }
@@ -13,7 +17,8 @@ export interface Figure {
   /** One value per measured run. */
   runs: number[];
   baseline: { name: string; unit: string; runs: number[] };
-  target?: Target;
+  /** One target, or several that must all be met. */
+  target?: Target | Target[];
 }
 
 export interface Section {
@@ -80,8 +85,10 @@ export function evaluate(f: Figure): Evaluated {
   const ratio = value / baseline;
   let met: boolean | undefined;
   if (f.target) {
-    const x = f.target.on === 'value' ? value : ratio;
-    met = f.target.op === '<=' ? x <= f.target.limit : x >= f.target.limit;
+    met = [f.target].flat().every((t) => {
+      const x = t.on === 'value' ? value : t.on === 'ratio' ? ratio : value - baseline;
+      return t.op === '<=' ? x <= t.limit : x >= t.limit;
+    });
   }
   return { value, baseline, ratio, met };
 }
@@ -100,9 +107,14 @@ export function fmt(x: number): string {
 
 function targetText(f: Figure): string {
   if (!f.target) return '—';
-  const op = f.target.op === '<=' ? '≤' : '≥';
-  const limit = f.target.limit.toLocaleString('en-US');
-  return f.target.on === 'value' ? `${op} ${limit} ${f.unit}` : `${op} ${limit}× baseline`;
+  return [f.target]
+    .flat()
+    .map((t) => {
+      const op = t.op === '<=' ? '≤' : '≥';
+      const limit = t.limit.toLocaleString('en-US');
+      return t.on === 'value' ? `${op} ${limit} ${f.unit}` : t.on === 'ratio' ? `${op} ${limit}× baseline` : `${op} baseline + ${limit} ${f.unit}`;
+    })
+    .join(' and ');
 }
 
 export function renderReport(r: ReportInput): string {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { agentIdSchema } from '../schemas/agent-config.js';
+import { agentIdSchema } from '../agents/index.js';
 import { metadataSchema } from '../schemas/json.js';
 
 /** The session request contract: body of POST /api/sessions and of each batch item. */

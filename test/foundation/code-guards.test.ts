@@ -20,7 +20,7 @@ describe('code guards', function () {
     expect(out.stdout.trim(), 'tsc errors').to.equal('');
   });
 
-  it('when the modules are graphed (type-only imports aside), then no import cycle exists and services depend only on common/', async () => {
+  it('when the modules are graphed (type-only imports aside), then no import cycle exists, services depend only on common/, and agents and sessions are reached through their index', async () => {
     const graph = await madge(['api', 'dispatcher', 'worker', 'common', 'tools', 'bench'], {
       baseDir: ROOT,
       fileExtensions: ['ts'],
@@ -29,7 +29,7 @@ describe('code guards', function () {
     });
     const edges = graph.obj();
     expect(Object.keys(edges).length, 'modules found').to.be.above(100);
-    expect(edges['api/server.ts'], 'imports resolved').to.include('common/sessions/effects.ts');
+    expect(edges['api/server.ts'], 'imports resolved').to.include('common/sessions/index.ts');
     expect(graph.circular()).to.deep.equal([]);
     const crossing = Object.entries(edges).flatMap(([from, tos]) => {
       const svc = from.split('/')[0]!;
@@ -37,6 +37,13 @@ describe('code guards', function () {
       return tos.filter((to) => to.split('/')[0] !== svc && to.split('/')[0] !== 'common').map((to) => `${from} → ${to}`);
     });
     expect(crossing, 'services import each other').to.deep.equal([]);
+    // common/agents and common/sessions show the rest of the code one face: their index.ts.
+    const behindFace = Object.entries(edges).flatMap(([from, tos]) =>
+      tos
+        .filter((to) => ['common/agents/', 'common/sessions/'].some((dir) => to.startsWith(dir) && !from.startsWith(dir) && to !== `${dir}index.ts`))
+        .map((to) => `${from} → ${to}`),
+    );
+    expect(behindFace, 'imports past a folder index').to.deep.equal([]);
   });
 
   it('when the rtc-node log level is set, then the library logger (lk-rtc) takes it, so its debug lines stay out of test and worker output', () => {

@@ -1,9 +1,7 @@
 import { expect } from 'chai';
-import { configKey } from '../../common/agent-resolver.js';
-import { agentModels, versionId, type AgentModels } from '../../common/models/agent.js';
+import { agentConfigInput, agentModels, type AgentModels, configKey, versionId } from '../../common/agents/index.js';
 import { connectMongo, type Connection } from '../../common/mongo.js';
 import { createRedis, redisReady, type Redis } from '../../common/redis.js';
-import { agentConfigInput } from '../../common/schemas/agent-config.js';
 import { agentBody, startTestApi, type TestApi } from '../support/api.js';
 import { stack } from '../support/env.js';
 

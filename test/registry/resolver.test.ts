@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
 import readline from 'node:readline';
 import { expect } from 'chai';
-import { AgentResolver, configKey } from '../../common/agent-resolver.js';
+import { agentModels, AgentResolver, configKey } from '../../common/agents/index.js';
 import { AgentNotFoundError, UnavailableError } from '../../common/errors.js';
-import { agentModels } from '../../common/models/agent.js';
 import { connectMongo, type Connection } from '../../common/mongo.js';
 import { createRedis, type Redis } from '../../common/redis.js';
 import { agentBody, startTestApi, type TestApi } from '../support/api.js';

@@ -1,6 +1,6 @@
 import { AccessToken } from 'livekit-server-sdk';
 import { Room } from '@livekit/rtc-node';
-import { SESSION_ATTRIBUTE } from '../../common/sessions/attributes.js';
+import { SESSION_ATTRIBUTE } from '../../common/sessions/index.js';
 import { stack } from './env.js';
 
 /** A real participant in a LiveKit room (the @livekit/rtc-node client). */

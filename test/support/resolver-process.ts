@@ -3,8 +3,7 @@
  * each line in is an agent id, each line out the JSON of its resolution.
  */
 import readline from 'node:readline';
-import { AgentResolver } from '../../common/agent-resolver.js';
-import { agentModels } from '../../common/models/agent.js';
+import { agentModels, AgentResolver } from '../../common/agents/index.js';
 import { connectMongo } from '../../common/mongo.js';
 import { createRedis } from '../../common/redis.js';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { livekitClients } from '../../common/livekit.js';
-import { sessionIdOf } from '../../common/sessions/dispatch-metadata.js';
+import { sessionIdOf } from '../../common/sessions/index.js';
 import type { TestApi } from './api.js';
 
 export async function until<T>(fn: () => Promise<T | undefined | false>, ms = 30_000, every = 100): Promise<T> {

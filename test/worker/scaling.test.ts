@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { livekitClients } from '../../common/livekit.js';
 import { createRedis, redisReady } from '../../common/redis.js';
-import { WORKER_ATTRIBUTE } from '../../common/sessions/attributes.js';
+import { WORKER_ATTRIBUTE } from '../../common/sessions/index.js';
 import { WorkerCapacity } from '../../common/workers/capacity.js';
 import { agentBody, type TestApi } from '../support/api.js';
 import type { OwnLivekit } from '../support/livekit-server.js';

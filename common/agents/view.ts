@@ -1,5 +1,5 @@
-import type { AgentDoc } from './models/agent.js';
-import type { AgentConfig } from './schemas/agent-config.js';
+import type { AgentDoc } from './model.js';
+import type { AgentConfig } from './schema.js';
 
 /** The public shape of a stored agent. */
 export function toAgentConfig(doc: Pick<AgentDoc, 'spec' | 'version' | 'createdAt' | 'updatedAt'>): AgentConfig {

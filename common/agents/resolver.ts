@@ -1,10 +1,10 @@
 import { LRUCache } from 'lru-cache';
 import type { Redis } from 'ioredis';
-import type { AgentModels } from './models/agent.js';
-import type { AgentConfig } from './schemas/agent-config.js';
-import { AgentNotFoundError, isMongoUnavailable, UnavailableError } from './errors.js';
-import { toAgentConfig } from './agent-view.js';
-import { redisReady } from './redis.js';
+import type { AgentModels } from './model.js';
+import type { AgentConfig } from './schema.js';
+import { AgentNotFoundError, isMongoUnavailable, UnavailableError } from '../errors.js';
+import { toAgentConfig } from './view.js';
+import { redisReady } from '../redis.js';
 
 /**
  * Read-through resolution of agent configs: in-process LRU → Redis → MongoDB.

@@ -1,6 +1,8 @@
 import { z } from 'zod';
-import { AGENT_ID_PATTERN } from '../rooms.js';
-import { metadataSchema } from './json.js';
+import { metadataSchema } from '../schemas/json.js';
+
+/** Agent ids: what a room name (`agent-{id}-room`), a Redis key and a URL path carry as they are. */
+export const AGENT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
  * The AgentConfig contract: the one definition behind request validation,

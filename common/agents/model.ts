@@ -1,5 +1,5 @@
 import { Schema, type Connection, type Model, type mongo } from 'mongoose';
-import type { AgentSpec } from '../schemas/agent-config.js';
+import type { AgentSpec } from './schema.js';
 
 /**
  * Storage of the AgentConfig contract. The spec itself is validated by its zod

@@ -1,8 +1,8 @@
-import { AgentResolver } from './agent-resolver.js';
-import type { SharedConfig } from './config.js';
-import type { AgentModels } from './models/agent.js';
-import type { Redis } from './redis.js';
-import { createRedis } from './redis.js';
+import { AgentResolver } from './resolver.js';
+import type { SharedConfig } from '../config.js';
+import type { AgentModels } from './model.js';
+import type { Redis } from '../redis.js';
+import { createRedis } from '../redis.js';
 
 /** A resolver wired from the shared settings, with its own subscriber connection. */
 export async function createResolver(config: SharedConfig, redis: Redis, models: AgentModels, onTier?: ConstructorParameters<typeof AgentResolver>[0]['onTier']) {
