@@ -4,7 +4,7 @@ import { agentModels, createResolver } from '../common/agents/index.js';
 import { apiEnv, loadConfig, type ApiConfig } from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { connectMongo } from '../common/mongo.js';
-import { createRedis } from '../common/redis.js';
+import { createRedis, redisReady } from '../common/redis.js';
 import { livekitClients } from '../common/livekit.js';
 import { checksQueue, enqueueRecovery, sessionsQueue } from '../common/queue.js';
 import { WorkerCapacity } from '../common/workers/capacity.js';
@@ -78,6 +78,10 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   const app = createApp({ config, logger: log, redis, limits, mongo, registry, sessions, idempotency, webhooks, metrics, capacity,
     summary: () => dashboardSummary(store, queue),
   });
+  // Fail-fast clients refuse commands until connected: without this wait the first
+  // requests after start would meet a "down" Redis (and the rate limiter would count
+  // them in its in-process fallback instead of the shared window).
+  await Promise.all([redisReady(redis), redisReady(limits)]);
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
