@@ -82,6 +82,7 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   // (The participant attributes naming session, agent and worker came with the job's token.)
   const frames = config.vision ? new LatestFrame(ctx.room, new Set([BITHUMAN_IDENTITY])) : undefined;
   const [history] = await Promise.all([loading, ctx.connect()]);
+  log.info('room connected');
 
   const session = new voice.AgentSession(pipeline);
   if (sessionId) {
@@ -118,6 +119,7 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
     room: ctx.room,
     outputOptions: { transcriptionEnabled: config.transcription },
   });
+  log.info('agent session started');
   const startedAt = Date.now();
   const resumed = history.length > 0;
   events.onStarted?.(config.id, (performance.now() - received) / 1000, resumed);
