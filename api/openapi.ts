@@ -64,7 +64,7 @@ export function openApiDocument() {
       '/api/agents/{id}/rollback': { parameters: [idParam('id')], post: op('Make an old version current, as a new version', 'Rollback') },
       '/api/sessions': {
         post: { ...op('Ask for a session (queued durably, 202)', 'SessionRequest', { 202: { description: 'queued' } }), parameters: [{ name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }] },
-        get: op('List sessions (agentId, status, batchId, limit, cursor)'),
+        get: op('List sessions (agentId, status, batchId, source: api | automatic, limit, cursor)'),
       },
       '/api/sessions/batch': { post: op('Ask for up to 10,000 sessions at once', 'BatchRequest', { 202: { description: 'queued' } }) },
       '/api/sessions/{id}': { parameters: [idParam('id')], get: op('A session, with every transition'), delete: op('Cancel or end a session') },

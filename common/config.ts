@@ -125,6 +125,10 @@ export const workerEnv = {
     .default('https://auth.api.bithuman.ai/v1/runtime-tokens/request')
     .describe('BitHuman runtime-token endpoint'),
   BITHUMAN_MODE: z.enum(['cpu', 'gpu']).default('cpu').describe('BitHuman rendering mode'),
+  AGENT_DISPATCH: z
+    .enum(['explicit', 'automatic'])
+    .default('explicit')
+    .describe("explicit: the worker registers under AGENT_NAME and serves this API's sessions; automatic: it registers without a name and joins every new room named agent-{id}-room of a registered agent that no session of this API made (the original deployment's behaviour)"),
   WORKER_LOAD_THRESHOLD: num(0.01, 1)
     .default(0.9)
     .describe('CPU guard: while the CPU its jobs use (0..1 of all cores, averaged over 10 s) is above this, the worker takes no new jobs whatever its free slots (1: never)'),

@@ -41,10 +41,30 @@ export function roomMetadataFor(sessionId: string): string {
   return JSON.stringify({ agentRuntime: { sessionId } });
 }
 
-export function roomMadeFor(metadata: string | undefined, sessionId: string): boolean {
+/**
+ * The metadata of a session's room opened by its user joining first with a
+ * token that does not carry the dispatch (scheduled, capped, or waiting for a
+ * worker slot): ours, so no automatically dispatched agent takes it, but not
+ * made with the dispatch, which the dispatcher adds when the session's time comes.
+ */
+export function reservedRoomMetadata(sessionId: string): string {
+  return JSON.stringify({ agentRuntime: { reservedFor: sessionId } });
+}
+
+function runtimePart(metadata: string | undefined): { sessionId?: unknown } | undefined {
   try {
-    return (JSON.parse(metadata || '{}') as { agentRuntime?: { sessionId?: unknown } }).agentRuntime?.sessionId === sessionId;
+    const parsed = JSON.parse(metadata || '{}') as { agentRuntime?: unknown };
+    return parsed && typeof parsed.agentRuntime === 'object' && parsed.agentRuntime !== null ? (parsed.agentRuntime as { sessionId?: unknown }) : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+export function roomMadeFor(metadata: string | undefined, sessionId: string): boolean {
+  return runtimePart(metadata)?.sessionId === sessionId;
+}
+
+/** Whether a room belongs to a session of this API (its dispatcher or a session's token opened it). */
+export function isSessionRoom(metadata: string | undefined): boolean {
+  return runtimePart(metadata) !== undefined;
 }

@@ -14,7 +14,7 @@ import {
   TERMINAL_STATUSES,
 } from '../common/sessions/index.js';
 import type { CapacityGate } from './capacity-gate.js';
-import { sessionDispatches, withdrawSessionDispatches } from './session-dispatches.js';
+import { existingRoomDispatches, sessionDispatches, withdrawSessionDispatches } from './session-dispatches.js';
 
 export interface DispatchDeps {
   store: SessionStore;
@@ -96,7 +96,7 @@ export async function dispatchSession(job: SessionJob, d: DispatchDeps, attempt 
 
     const metadata = dispatchMetadata(job, configVersion, gen);
     const outcome = gen === 0 ? await firstDispatch(job, d, metadata, { configVersion, attempts: attempt }) : await dispatchAgain(job, d, metadata, before);
-    slotUsed = outcome.result !== 'skipped';
+    slotUsed = outcome.result === 'dispatched' || outcome.result === 'placed';
     return outcome.result === 'skipped' ? await skipped(job, d, config, outcome.status) : outcome;
   } finally {
     // A reserved worker slot that no dispatch uses goes back at once.
@@ -114,10 +114,16 @@ async function firstDispatch(job: SessionJob, d: DispatchDeps, metadata: string,
     metadata: roomMetadataFor(job.sessionId),
     agents: [new RoomAgentDispatch({ agentName: d.agentName, metadata })],
   });
-  if (!roomMadeFor(room.metadata, job.sessionId) && !(await sessionDispatches(d.dispatch, d.agentName, job)).length) {
+  if (!roomMadeFor(room.metadata, job.sessionId)) {
     // A room that existed before, returned unchanged (named by the caller, or opened by a user
-    // joining first), and without this session's dispatch: dispatch into it.
-    await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata });
+    // joining first): dispatch into it unless this session's dispatch is there already, or an
+    // automatically dispatched agent serves the room (a second agent would talk over it).
+    const existing = await existingRoomDispatches(d.dispatch, d.agentName, job);
+    if (existing.automaticAgent && !existing.ours.length) {
+      if (await d.store.transition(job.sessionId, 'failed', { failureReason: 'room_has_agent', ...fields }, job)) return { result: 'failed', reason: 'room_has_agent' };
+      return { result: 'skipped', status: (await d.store.status(job.sessionId)) ?? 'unknown' };
+    }
+    if (!existing.ours.length) await d.dispatch.createDispatch(job.roomName, d.agentName, { metadata });
   }
   if (await d.store.transition(job.sessionId, 'dispatched', fields, job)) return { result: 'dispatched' };
   // Cancelled while we worked: take the dispatch back so no agent joins.

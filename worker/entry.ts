@@ -38,10 +38,16 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   const received = performance.now();
   const roomName = ctx.job.room?.name;
   const jobId = ctx.job.id;
-  const target = jobTarget(ctx.job.metadata, roomName);
+  const target = jobTarget(ctx.job.metadata, roomName, ctx.info.acceptArguments.attributes);
   if (target.requestedAt) events.onStage?.('job_received', (Date.now() - target.requestedAt) / 1000);
   const log = d.log.child({ jobId: ctx.job.id, room: roomName, agentId: target.agentId, sessionId: target.sessionId });
-  const record = new JobSessionRecord(target.sessionId, jobId, d, log);
+  const record = new JobSessionRecord(
+    target.sessionId,
+    jobId,
+    d,
+    log,
+    target.automatic && roomName ? { agentId: target.agentId!, roomName, requestedAt: new Date() } : undefined,
+  );
   // The dispatcher's join check waits for a job whose worker is still starting its process.
   record.started();
   const fail = async (reason: string) => {
@@ -124,7 +130,8 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   const resumed = history.length > 0;
   events.onStarted?.(config.id, (performance.now() - received) / 1000, resumed);
   if (target.requestedAt) events.onStage?.('session_started', (Date.now() - target.requestedAt) / 1000);
-  await record.active(ctx.job.dispatchId || undefined);
+  const firstUser = [...ctx.room.remoteParticipants.values()].find((p) => p.kind !== ParticipantKind.AGENT)?.identity;
+  await record.active(ctx.job.dispatchId || undefined, { ...(firstUser ? { user: firstUser } : {}), configVersion: config.version });
 
   // The session is over when the agent session closes (the user left, the room closed): its worker
   // slot is free from then on, not only once the job process has finished shutting down (seconds later).
@@ -156,7 +163,12 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   // The last user gone: the session is over (the agent session closes itself for this, draining its
   // speech for half a second or more); the slot is free for the next session from now.
   ctx.room.on(RoomEvent.ParticipantDisconnected, (p) => {
-    if (p.kind !== ParticipantKind.AGENT && !userHere()) void end();
+    if (p.kind !== ParticipantKind.AGENT && !userHere()) {
+      // LiveKit dispatches automatically only when it creates a room: an automatic session's room goes
+      // with it, so a user who joins agent-{id}-room again at once opens a new one and gets an agent.
+      if (target.automatic) void ctx.deleteRoom().catch((err: Error) => log.warn({ err: err.message }, 'room not deleted'));
+      void end();
+    }
   });
   // A room closed under the agent (deleted, or the agent removed) ends it too; the session's own close can take seconds.
   ctx.room.on(RoomEvent.Disconnected, () => void end());

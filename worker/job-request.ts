@@ -1,6 +1,7 @@
 import type { JobRequest } from '@livekit/agents';
 import type { Logger } from '../common/logger.js';
-import { AGENT_ATTRIBUTE, GENERATION_ATTRIBUTE, type Placements, SESSION_ATTRIBUTE, WORKER_ATTRIBUTE } from '../common/sessions/index.js';
+import { AGENT_ATTRIBUTE, GENERATION_ATTRIBUTE, newId, type Placements, SESSION_ATTRIBUTE, SOURCE_ATTRIBUTE, WORKER_ATTRIBUTE } from '../common/sessions/index.js';
+import type { AutomaticRooms } from './automatic-rooms.js';
 import { jobTarget } from './job-target.js';
 import type { WorkerPresence } from './presence.js';
 
@@ -10,6 +11,8 @@ export interface JobRequestDeps {
   log: Logger;
   /** A session's job was taken: seconds since the session was requested. */
   onAccepted?(secondsSinceRequest: number): void;
+  /** AGENT_DISPATCH=automatic: LiveKit offers every new room; these are the ones to take. */
+  automatic?: AutomaticRooms;
 }
 
 /**
@@ -21,6 +24,7 @@ export interface JobRequestDeps {
  * the next worker; one no worker takes is placed again by the dispatcher.
  */
 export function jobRequestHandler(d: JobRequestDeps) {
+  if (d.automatic) return automaticJobRequestHandler(d, d.automatic);
   return async (req: JobRequest): Promise<void> => {
     const target = jobTarget(req.job.metadata, req.room?.name);
     const log = d.log.child({ jobId: req.id, sessionId: target.sessionId, generation: target.generation });
@@ -63,5 +67,44 @@ export function jobRequestHandler(d: JobRequestDeps) {
       [GENERATION_ATTRIBUTE]: String(target.generation),
     });
     log.info('job accepted');
+  };
+}
+
+/**
+ * Answers an automatic job offer (a new room, no dispatch metadata): takes it
+ * only for a room of an existing agent that no session of this API owns, and
+ * with a free slot. The session it starts is named here, on the agent
+ * participant's attributes, where the job process and the webhook read it.
+ */
+function automaticJobRequestHandler(d: JobRequestDeps, rooms: AutomaticRooms) {
+  return async (req: JobRequest): Promise<void> => {
+    const log = d.log.child({ jobId: req.id, room: req.room?.name });
+    if (d.presence.free <= 0) {
+      log.info('no free job slot: job declined');
+      await req.reject();
+      return;
+    }
+    d.presence.hold(req.id);
+    const verdict = await rooms.verdict(req.room).catch((err: Error) => {
+      log.warn({ err: err.message }, 'room not checked');
+      return { take: false as const, reason: 'config_unavailable' as const };
+    });
+    if (!verdict.take) {
+      d.presence.unhold(req.id);
+      log.info({ reason: verdict.reason }, 'room not for an automatic agent: job declined');
+      await req.reject();
+      return;
+    }
+    const sessionId = newId('ses');
+    d.presence.holdSession(req.id, sessionId);
+    d.presence.changed();
+    await req.accept('', '', '', {
+      [SESSION_ATTRIBUTE]: sessionId,
+      [AGENT_ATTRIBUTE]: verdict.agentId,
+      [WORKER_ATTRIBUTE]: d.presence.id,
+      [GENERATION_ATTRIBUTE]: '0',
+      [SOURCE_ATTRIBUTE]: 'automatic',
+    });
+    log.info({ sessionId, agentId: verdict.agentId }, 'job accepted');
   };
 }

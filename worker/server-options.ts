@@ -29,7 +29,8 @@ export interface ServerHooks {
 export function serverOptions(c: WorkerConfig, healthPort: number, h: ServerHooks): ServerOptions {
   return new ServerOptions({
     agent: AGENT_FILE,
-    agentName: c.AGENT_NAME,
+    // No name: LiveKit's automatic dispatch, which offers rooms only to workers registered without one.
+    agentName: c.AGENT_DISPATCH === 'automatic' ? '' : c.AGENT_NAME,
     wsURL: c.LIVEKIT_URL,
     apiKey: c.LIVEKIT_API_KEY,
     apiSecret: c.LIVEKIT_API_SECRET,

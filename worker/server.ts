@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { AgentServer, initializeLogger } from '@livekit/agents';
-import { loadConfig, workerEnv } from '../common/config.js';
+import { agentModels, createResolver } from '../common/agents/index.js';
+import { loadConfig, workerEnv, type WorkerConfig } from '../common/config.js';
+import { connectMongo } from '../common/mongo.js';
 import { freePort } from '../common/free-port.js';
 import { createLogger } from '../common/logger.js';
 import { setRtcLogLevel } from '../common/rtc-log.js';
-import { createRedis, redisReady } from '../common/redis.js';
+import { createRedis, type Redis, redisReady } from '../common/redis.js';
 import { Placements } from '../common/sessions/index.js';
 import { WorkerCapacity } from '../common/workers/capacity.js';
+import { AutomaticRooms } from './automatic-rooms.js';
 import { CpuGuard } from './cpu-guard.js';
 import { jobRequestHandler } from './job-request.js';
 import { startMetricsServer } from './metrics.js';
@@ -16,6 +19,22 @@ import { serverOptions } from './server-options.js';
 import { workerSizing, type Sizing } from './sizing.js';
 
 export type WorkerMode = 'dev' | 'start';
+
+/** The capacity name of automatic workers: outside AGENT_NAME's alphabet, so no dispatcher counts their slots. */
+const AUTOMATIC_CAPACITY_NAME = '(automatic)';
+
+/** The agent registry as an automatic worker's job requests read it (through the same config cache as its jobs). */
+async function automaticRegistry(config: WorkerConfig, redis: Redis) {
+  const mongo = await connectMongo(config.MONGODB_URI);
+  const { resolver, close } = await createResolver(config, redis, await agentModels(mongo));
+  return {
+    rooms: new AutomaticRooms(resolver),
+    async close() {
+      close();
+      await mongo.close();
+    },
+  };
+}
 
 export interface RunningWorker {
   id: string;
@@ -28,7 +47,8 @@ export interface RunningWorker {
 
 /**
  * The agent worker: a LiveKit agent server registered under AGENT_NAME for
- * explicit dispatch, whose jobs run in processes of their own (worker/agent.ts).
+ * explicit dispatch (or, with AGENT_DISPATCH=automatic, without a name, for
+ * the rooms users open themselves: worker/automatic-rooms.ts), whose jobs run in processes of their own (worker/agent.ts).
  * Around it, this process counts its jobs against its slots, answers job
  * offers (worker/job-request.ts) and beats its free slots into Redis for the
  * dispatchers (worker/presence.ts). `dev` logs pretty, `start` is production.
@@ -46,7 +66,11 @@ export async function startWorker(mode: WorkerMode): Promise<RunningWorker> {
 
   const redis = createRedis(config.REDIS_URL, 'fail-fast');
   await redisReady(redis);
-  const capacity = new WorkerCapacity(redis, config.QUEUE_PREFIX, config.AGENT_NAME);
+  const automatic = config.AGENT_DISPATCH === 'automatic';
+  // An automatic worker's slots are not for the dispatchers' explicit sessions: it reports them under a
+  // name no AGENT_NAME can have, and answers room offers with the agent registry (worker/automatic-rooms.ts).
+  const capacity = new WorkerCapacity(redis, config.QUEUE_PREFIX, automatic ? AUTOMATIC_CAPACITY_NAME : config.AGENT_NAME);
+  const registry = automatic ? await automaticRegistry(config, redis) : undefined;
   const placements = new Placements(redis, config.QUEUE_PREFIX, config.AGENT_NAME);
   const sizing = workerSizing(config);
   const guard = new CpuGuard(config.WORKER_LOAD_THRESHOLD, (on) => {
@@ -65,6 +89,7 @@ export async function startWorker(mode: WorkerMode): Promise<RunningWorker> {
         presence,
         placements,
         log,
+        ...(registry ? { automatic: registry.rooms } : {}),
         onAccepted: (seconds) => metrics.apply({ type: 'stage', stage: 'job_accepted', seconds }),
       }),
       load: () => presence.busy / sizing.capacity,
@@ -86,7 +111,10 @@ export async function startWorker(mode: WorkerMode): Promise<RunningWorker> {
   });
   guard.start();
   presence.start(server);
-  log.info({ workerId: id, slots: sizing.capacity, warmProcesses: sizing.idleProcesses, cpuGuard: config.WORKER_LOAD_THRESHOLD, mode }, 'worker registered; job slots reported once a job process is warm');
+  log.info(
+    { workerId: id, slots: sizing.capacity, warmProcesses: sizing.idleProcesses, cpuGuard: config.WORKER_LOAD_THRESHOLD, mode, dispatch: config.AGENT_DISPATCH },
+    'worker registered; job slots reported once a job process is warm',
+  );
 
   let stopping: Promise<void> | undefined;
   return {
@@ -102,6 +130,7 @@ export async function startWorker(mode: WorkerMode): Promise<RunningWorker> {
         await presence.stop();
         guard.stop();
         await metrics.close();
+        await registry?.close();
         redis.disconnect();
       })();
       return stopping;

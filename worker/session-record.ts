@@ -1,5 +1,13 @@
 import type { Logger } from '../common/logger.js';
-import type { Placements, SessionStore, TransitionFields } from '../common/sessions/index.js';
+import type { Placements, SessionJob, SessionStore, TransitionFields } from '../common/sessions/index.js';
+
+/** What an automatically dispatched job's session is recorded with when its agent starts. */
+export interface AutomaticStart {
+  agentId: string;
+  roomName: string;
+  /** When LiveKit offered the job: the session's request time. */
+  requestedAt: Date;
+}
 
 /**
  * The session record as one job keeps it: failed when the job cannot serve
@@ -7,6 +15,10 @@ import type { Placements, SessionStore, TransitionFields } from '../common/sessi
  * serves the session now writes (not one placed again meanwhile). A write
  * that fails is logged, never thrown: the agent keeps talking, and the
  * dispatcher's checks put the record right.
+ *
+ * An automatically dispatched job (`automatic`) has no request behind it: its
+ * session is recorded when the agent starts (source "automatic"), and only
+ * this job ever serves it.
  */
 export class JobSessionRecord {
   constructor(
@@ -14,15 +26,16 @@ export class JobSessionRecord {
     private readonly jobId: string,
     private readonly d: { store: SessionStore; placements: Placements },
     private readonly log: Logger,
+    private readonly automatic?: AutomaticStart,
   ) {}
 
   /** Tells the dispatcher's join check that a process is starting this job. */
   started(): void {
-    if (this.sessionId) void this.d.placements.started(this.sessionId, this.jobId).catch(() => undefined);
+    if (this.sessionId && !this.automatic) void this.d.placements.started(this.sessionId, this.jobId).catch(() => undefined);
   }
 
   private async serving(): Promise<boolean> {
-    return !this.sessionId || (await this.d.placements.isCurrent(this.sessionId, this.jobId).catch(() => true));
+    return !this.sessionId || !!this.automatic || (await this.d.placements.isCurrent(this.sessionId, this.jobId).catch(() => true));
   }
 
   private async write(fn: (sessionId: string) => Promise<unknown>): Promise<void> {
@@ -38,8 +51,24 @@ export class JobSessionRecord {
     return this.write((id) => this.d.store.transition(id, 'failed', { failureReason: reason }));
   }
 
-  /** The agent is in the room and its session started; `dispatchId` is the dispatch it serves. */
-  async active(dispatchId: string | undefined): Promise<void> {
+  /**
+   * The agent is in the room and its session started; `dispatchId` is the dispatch it serves.
+   * `user` and `configVersion` name who the agent serves and what it runs, for an automatic session's record.
+   */
+  async active(dispatchId: string | undefined, start: { user?: string; configVersion?: number } = {}): Promise<void> {
+    if (this.automatic) {
+      const a = this.automatic;
+      const job: SessionJob = {
+        sessionId: this.sessionId!,
+        agentId: a.agentId,
+        roomName: a.roomName,
+        participantIdentity: start.user || 'unknown',
+        requestedAt: a.requestedAt.toISOString(),
+        source: 'automatic',
+      };
+      const fields: TransitionFields = { ...(dispatchId ? { dispatchId } : {}), ...(start.configVersion !== undefined ? { configVersion: start.configVersion } : {}) };
+      return this.write((id) => this.d.store.transition(id, 'active', fields, job));
+    }
     if (!(await this.serving())) return;
     await this.write(async (id) => {
       // The dispatcher made the dispatch with the room and never saw its id; LiveKit's webhook may have recorded it active first.

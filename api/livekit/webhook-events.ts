@@ -71,9 +71,10 @@ export async function applyWebhookEvent(e: WebhookEvent, d: WebhookDeps): Promis
       if (!sessionId || !(await isCurrentAgent(d, sessionId, p))) return { applied: false };
       // An agent that vanished while its user stayed (its process died): a new one takes over.
       const jobId = p.identity.startsWith('agent-') ? p.identity.slice('agent-'.length) : undefined;
-      const status = (await d.store.get(sessionId))?.status;
+      const s = await d.store.get(sessionId);
       // Whether the user is still there cannot be asked (LiveKit not answering): the session ends, as it did before.
-      if (jobId && status === 'active' && (await usersIn(d.rooms, room).catch(() => [])).length > 0) {
+      // An automatic session has no dispatch to place again: it ends with its agent, as in the original deployment.
+      if (jobId && s?.status === 'active' && s.source !== 'automatic' && (await usersIn(d.rooms, room).catch(() => [])).length > 0) {
         await d.recover({ sessionId, jobId });
         return { sessionId, applied: true };
       }

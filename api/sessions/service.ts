@@ -22,6 +22,7 @@ import {
   type Placements,
   queuedRecord,
   type SessionJob,
+  type SessionListQuery,
   type SessionRequest,
   sessionRequestSchema,
   type SessionStatus,
@@ -121,6 +122,7 @@ export class SessionService {
       { apiKey: this.d.config.LIVEKIT_API_KEY, apiSecret: this.d.config.LIVEKIT_API_SECRET, ttlSeconds: this.d.config.PARTICIPANT_TOKEN_TTL },
       {
         room: job.roomName,
+        sessionId: job.sessionId,
         identity: job.participantIdentity,
         ...(req.participant?.name ? { name: req.participant.name } : {}),
         ...(req.participant?.metadata ? { metadata: req.participant.metadata } : {}),
@@ -219,7 +221,7 @@ export class SessionService {
     return (await c.freeSlots()) <= 0 ? { waitingFor: 'capacity' } : {};
   }
 
-  async list(q: { agentId?: string; status?: SessionStatus; batchId?: string; limit: number; cursor?: string }) {
+  async list(q: SessionListQuery) {
     const { items, nextCursor } = await this.d.store.list(q);
     return { items: items.map(sessionView), nextCursor };
   }

@@ -1,4 +1,4 @@
-import { type Placement, queuedRecord, type SessionDoc, type SessionJob, type SessionStatus } from '../../common/sessions/index.js';
+import { type Placement, type SessionSource, queuedRecord, type SessionDoc, type SessionJob, type SessionStatus } from '../../common/sessions/index.js';
 
 export interface SessionView {
   sessionId: string;
@@ -6,6 +6,8 @@ export interface SessionView {
   roomName: string;
   status: SessionStatus;
   participantIdentity: string;
+  /** 'api': requested here; 'automatic': a user joined agent-{id}-room and an automatic worker's agent took it. */
+  source: SessionSource;
   batchId?: string;
   configVersion?: number;
   dispatchId?: string;
@@ -57,6 +59,7 @@ export function sessionView(d: SessionDoc): SessionView {
     roomName: d.roomName,
     status: d.status,
     participantIdentity: d.participantIdentity,
+    source: d.source ?? 'api',
     ...(d.batchId ? { batchId: d.batchId } : {}),
     ...(d.configVersion !== undefined ? { configVersion: d.configVersion } : {}),
     ...(d.dispatchId ? { dispatchId: d.dispatchId } : {}),

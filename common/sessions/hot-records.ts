@@ -135,6 +135,7 @@ interface RequestBase {
   participantIdentity: string;
   metadata?: Record<string, unknown>;
   batchId?: string;
+  source?: SessionJob['source'];
   scheduledAt?: number;
   callbackUrl?: string;
   requestedAt: number;
@@ -147,6 +148,7 @@ function baseOf(job: SessionJob): RequestBase {
     participantIdentity: job.participantIdentity,
     ...(job.metadata ? { metadata: job.metadata } : {}),
     ...(job.batchId ? { batchId: job.batchId } : {}),
+    ...(job.source ? { source: job.source } : {}),
     ...(job.scheduledAt ? { scheduledAt: Date.parse(job.scheduledAt) } : {}),
     ...(job.callbackUrl ? { callbackUrl: job.callbackUrl } : {}),
     requestedAt: Date.parse(job.requestedAt),
@@ -180,6 +182,7 @@ export function docFromHash(sessionId: string, h: Record<string, string>): Sessi
     transitions,
     ...(base.metadata ? { metadata: base.metadata } : {}),
     ...(base.batchId ? { batchId: base.batchId } : {}),
+    ...(base.source ? { source: base.source } : {}),
     ...(base.scheduledAt !== undefined ? { scheduledAt: new Date(base.scheduledAt) } : {}),
     ...(base.callbackUrl ? { callbackUrl: base.callbackUrl } : {}),
     attempts: Number(h.attempts ?? 0),

@@ -1,5 +1,5 @@
 import { Schema, type Connection, type Model } from 'mongoose';
-import type { SessionStatus } from './schema.js';
+import type { SessionSource, SessionStatus } from './schema.js';
 
 export interface Transition {
   status: SessionStatus;
@@ -15,6 +15,8 @@ export interface SessionDoc {
   transitions: Transition[];
   metadata?: Record<string, unknown>;
   batchId?: string;
+  /** Absent: 'api'. */
+  source?: SessionSource;
   configVersion?: number;
   dispatchId?: string;
   failureReason?: string;
@@ -45,6 +47,7 @@ const sessionSchema = new Schema<SessionDoc>(
     transitions: [{ _id: false, status: String, at: Date }],
     metadata: { type: Schema.Types.Mixed },
     batchId: { type: String },
+    source: { type: String },
     configVersion: { type: Number },
     dispatchId: { type: String },
     failureReason: { type: String },

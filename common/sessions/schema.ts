@@ -4,6 +4,10 @@ import { metadataSchema } from '../schemas/json.js';
 
 /** The session request contract: body of POST /api/sessions and of each batch item. */
 
+/** Who started a session: a request to this API, or a user joining agent-{id}-room served by an automatic worker. */
+export const SESSION_SOURCES = ['api', 'automatic'] as const;
+export type SessionSource = (typeof SESSION_SOURCES)[number];
+
 export const SESSION_STATUSES = ['queued', 'dispatching', 'dispatched', 'active', 'recovering', 'ended', 'failed', 'cancelled'] as const;
 export type SessionStatus = (typeof SESSION_STATUSES)[number];
 export const TERMINAL_STATUSES: readonly SessionStatus[] = ['ended', 'failed', 'cancelled'];
@@ -64,6 +68,7 @@ export const sessionListQuery = z.object({
   agentId: agentIdSchema.optional(),
   status: z.enum(SESSION_STATUSES).optional(),
   batchId: z.string().max(64).optional(),
+  source: z.enum(SESSION_SOURCES).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().min(1).max(64).optional(),
 });
@@ -92,5 +97,7 @@ export const sessionJobSchema = z.object({
   generation: z.number().int().min(0).optional(),
   /** Set on the job that places a session again because its agent never joined: the count to record. */
   redispatches: z.number().int().min(1).optional(),
+  /** Set on the record of a session an automatically dispatched agent started (no request, no job). */
+  source: z.literal('automatic').optional(),
 });
 export type SessionJob = z.infer<typeof sessionJobSchema>;

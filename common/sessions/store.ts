@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { HistoryWriter } from './history-writer.js';
 import type { HotRecords, TransitionFields } from './hot-records.js';
 import type { BatchDoc, SessionDoc, SessionModels } from './model.js';
-import { SESSION_STATUSES, type SessionJob, type SessionStatus } from './schema.js';
+import { SESSION_STATUSES, type SessionJob, type SessionSource, type SessionStatus } from './schema.js';
 
 export type { TransitionFields };
 
@@ -44,6 +44,7 @@ export function queuedRecord(job: SessionJob): SessionDoc {
     participantIdentity: job.participantIdentity,
     ...(job.metadata ? { metadata: job.metadata } : {}),
     ...(job.batchId ? { batchId: job.batchId } : {}),
+    ...(job.source ? { source: job.source } : {}),
     ...(job.scheduledAt ? { scheduledAt: new Date(job.scheduledAt) } : {}),
     ...(job.callbackUrl ? { callbackUrl: job.callbackUrl } : {}),
     attempts: 0,
@@ -58,6 +59,7 @@ export interface SessionListQuery {
   agentId?: string;
   status?: SessionStatus;
   batchId?: string;
+  source?: SessionSource;
   limit: number;
   cursor?: string;
 }
@@ -152,6 +154,8 @@ export class SessionStore {
     if (q.agentId) filter.agentId = q.agentId;
     if (q.status) filter.status = q.status;
     if (q.batchId) filter.batchId = q.batchId;
+    // Records of API sessions carry no source.
+    if (q.source) filter.source = q.source === 'api' ? { $exists: false } : q.source;
     if (q.cursor) filter._id = { $lt: q.cursor };
     const docs = await this.models.Session.find(filter).sort({ _id: -1 }).limit(q.limit + 1).lean();
     const items = docs.slice(0, q.limit);

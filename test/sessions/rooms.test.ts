@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { buildRoomName, newRoomSuffix, parseRoomName } from '../../common/rooms.js';
+import { buildRoomName, isSessionRoom, newRoomSuffix, parseRoomName, reservedRoomMetadata, roomMadeFor, roomMetadataFor } from '../../common/rooms.js';
 
 const idChar = fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-'.split(''));
 const agentId = fc.string({ unit: idChar, minLength: 1, maxLength: 64 });
@@ -40,5 +40,16 @@ describe('room names', () => {
     }
     expect(() => buildRoomName('a/b')).to.throw(RangeError);
     expect(newRoomSuffix()).to.match(/^[a-z0-9]{16}$/);
+  });
+
+  it('tells this API\'s rooms (made with a session\'s dispatch, or reserved by its token) from any other, and which session made one', () => {
+    const made = roomMetadataFor('ses_a');
+    const reserved = reservedRoomMetadata('ses_a');
+    expect(roomMadeFor(made, 'ses_a')).to.equal(true);
+    expect(roomMadeFor(made, 'ses_b')).to.equal(false);
+    // Reserved is not made: the dispatcher still adds the session's dispatch to such a room.
+    expect(roomMadeFor(reserved, 'ses_a')).to.equal(false);
+    for (const m of [made, reserved]) expect(isSessionRoom(m), m).to.equal(true);
+    for (const m of ['', undefined, 'not json', '{"agentRuntime":null}', '{"agentRuntime":"x"}', '{"other":{}}', '[1]']) expect(isSessionRoom(m), String(m)).to.equal(false);
   });
 });

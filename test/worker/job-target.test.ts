@@ -4,7 +4,7 @@ import * as deepgram from '@livekit/agents-plugin-deepgram';
 import * as openai from '@livekit/agents-plugin-openai';
 import { loadConfig, workerEnv } from '../../common/config.js';
 import { type AgentConfig, agentConfigInput } from '../../common/agents/index.js';
-import { dispatchMetadata, parseDispatchMetadata } from '../../common/sessions/index.js';
+import { AGENT_ATTRIBUTE, dispatchMetadata, parseDispatchMetadata, SESSION_ATTRIBUTE, SOURCE_ATTRIBUTE } from '../../common/sessions/index.js';
 import { jobTarget } from '../../worker/job-target.js';
 import { instructionsFor, pipelineFor } from '../../worker/pipeline.js';
 import { agentBody } from '../support/api.js';
@@ -27,6 +27,13 @@ describe('worker: which agent a job is for, and its pipeline', () => {
     expect(jobTarget('[1,2]', 'lobby')).to.deep.equal({ generation: 0 });
     // A field of the wrong type is left out; the others still count.
     expect(jobTarget(JSON.stringify({ agentId: '4', sessionId: 9, configVersion: 'x', generation: '2', requestedAt: 'soon' }), undefined)).to.deep.equal({ agentId: '4', generation: 0 });
+  });
+
+  it('takes an automatic job\'s session and agent from the attributes its worker accepted it with, and only those of an automatic job', () => {
+    const attributes = { [SESSION_ATTRIBUTE]: 'ses_auto', [AGENT_ATTRIBUTE]: '3', [SOURCE_ATTRIBUTE]: 'automatic' };
+    expect(jobTarget('', 'agent-3-room', attributes)).to.deep.equal({ agentId: '3', sessionId: 'ses_auto', generation: 0, automatic: true });
+    // An explicit job's attributes name its session too, but its metadata is what counts.
+    expect(jobTarget(JSON.stringify({ agentId: '8', sessionId: 'ses_y' }), 'r', { [SESSION_ATTRIBUTE]: 'ses_y', [AGENT_ATTRIBUTE]: '8' })).to.deep.equal({ agentId: '8', sessionId: 'ses_y', generation: 0 });
   });
 
   it('reads back the dispatch metadata it builds, with the caller metadata beside ours and never over it', () => {
