@@ -65,7 +65,8 @@ export function createApp(d: ApiDeps): Express {
     res.json(description);
   });
 
-  app.get('/healthz', (_req, res) => {
+  // `/health` is the original service's path: callers of that one keep working.
+  app.get(['/healthz', '/health'], (_req, res) => {
     res.json({ status: 'ok' });
   });
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { agentConfigInput, agentConfigPatch, rollbackBody } from '../common/agents/index.js';
-import { batchRequestSchema, sessionRequestSchema } from '../common/sessions/index.js';
+import { batchRequestSchema, sessionRequestSchema, tokenRequestSchema } from '../common/sessions/index.js';
 
 /**
  * The API description, generated from the same zod schemas that validate the
@@ -14,9 +14,9 @@ function schema(s: z.ZodType): Record<string, unknown> {
 const json = (ref: string) => ({ content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } } });
 const problem = { description: 'problem details (RFC 9457)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
 const errors = { 400: problem, 401: problem, 404: problem, 409: problem, 413: problem, 415: problem, 429: problem, 503: problem };
-const op = (summary: string, body?: string, ok: Record<string, unknown> = { 200: { description: 'OK' } }) => ({
+const op = (summary: string, body?: string, ok: Record<string, unknown> = { 200: { description: 'OK' } }, bodyRequired = true) => ({
   summary,
-  ...(body ? { requestBody: { required: true, ...json(body) } } : {}),
+  ...(body ? { requestBody: { required: bodyRequired, ...json(body) } } : {}),
   responses: { ...ok, ...errors },
   security: [{ bearer: [] }],
 });
@@ -37,6 +37,7 @@ export function openApiDocument() {
         Rollback: schema(rollbackBody),
         SessionRequest: schema(sessionRequestSchema),
         BatchRequest: batch,
+        TokenRequest: schema(tokenRequestSchema),
         Problem: {
           type: 'object',
           required: ['type', 'title', 'status', 'detail'],
@@ -66,8 +67,22 @@ export function openApiDocument() {
         post: { ...op('Ask for a session (queued durably, 202)', 'SessionRequest', { 202: { description: 'queued' } }), parameters: [{ name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }] },
         get: op('List sessions (agentId, status, batchId, source: api | automatic, limit, cursor)'),
       },
-      '/api/sessions/batch': { post: op('Ask for up to 10,000 sessions at once', 'BatchRequest', { 202: { description: 'queued' } }) },
+      '/api/sessions/batch': {
+        post: op('Ask for up to 10,000 sessions at once; with `tokens`, a join token for each (`livekitUrl`, `sessions`)', 'BatchRequest', { 202: { description: 'queued' } }),
+      },
       '/api/sessions/{id}': { parameters: [idParam('id')], get: op('A session, with every transition'), delete: op('Cancel or end a session') },
+      '/api/sessions/{id}/token': {
+        parameters: [idParam('id')],
+        post: {
+          ...op(
+            'A join token for the room of a session that is not over (409 once it is): {sessionId, roomName, livekitUrl, participantToken}',
+            'TokenRequest',
+            { 200: { description: 'the token' } },
+            false,
+          ),
+          parameters: [{ name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }],
+        },
+      },
       '/api/batches/{id}': { parameters: [idParam('id')], get: op('Counts per status and done'), delete: op('Cancel what is not dispatched') },
       '/api/batches/{id}/events': { parameters: [idParam('id')], get: op('Progress as server-sent events') },
       '/api/metrics': { get: op('Summary for Agent-Dashboard') },

@@ -11,13 +11,16 @@ import { JobSessionRecord } from './session-record.js';
 import { instructionsFor, pipelineFor } from './pipeline.js';
 import { LatestFrame, RuntimeAgent } from './vision.js';
 
+/** `avatar_not_configured`: the agent has an avatar but this worker no BITHUMAN_API_SECRET, so none was asked for. */
+export type AvatarResult = 'started' | 'failed' | 'avatar_not_configured';
+
 export interface JobEvents {
   onResolved?(tier: Tier, seconds: number): void;
   /** `resumed`: the session continues a conversation whose earlier agent died. */
   onStarted?(agentId: string, secondsFromJob: number, resumed?: boolean): void;
   onEnded?(agentId: string, jobId: string): void;
   onFailed?(reason: string): void;
-  onAvatar?(result: 'started' | 'failed'): void;
+  onAvatar?(result: AvatarResult): void;
   onStage?(stage: 'job_received' | 'session_started', secondsSinceRequest: number): void;
 }
 
@@ -100,7 +103,11 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
     });
   }
 
-  if (config.avatarModel) {
+  if (config.avatarModel && !d.config.BITHUMAN_API_SECRET) {
+    // Without a secret BitHuman can only answer 401 (after a round trip the greeting would wait for): skip it at once.
+    events.onAvatar?.('avatar_not_configured');
+    log.warn({ avatarModel: config.avatarModel }, 'agent has an avatar but BITHUMAN_API_SECRET is not set; voice only');
+  } else if (config.avatarModel) {
     const avatar = new BitHumanAvatar({
       avatarId: config.avatarModel,
       apiUrl: d.config.BITHUMAN_API_URL,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { client, processRegistry, stageHistogram } from '../common/metrics.js';
-import type { JobEvents } from './entry.js';
+import type { AvatarResult, JobEvents } from './entry.js';
 
 /**
  * Worker metrics. Jobs run in processes forked by the agent server, so each
@@ -22,7 +22,7 @@ export type JobEvent =
   | { type: 'started'; agentId: string; seconds: number; resumed?: boolean }
   | { type: 'ended'; agentId: string; jobId?: string }
   | { type: 'failed'; reason: string }
-  | { type: 'avatar'; result: 'started' | 'failed' }
+  | { type: 'avatar'; result: AvatarResult }
   | { type: 'stage'; stage: Stage; seconds: number };
 
 export function workerRegistry() {
@@ -45,7 +45,7 @@ export function workerRegistry() {
   });
   const cache = new client.Counter({ name: 'agent_runtime_config_cache_total', help: 'Config resolutions by tier (lru and redis are hits, mongo a miss)', labelNames: ['tier'], registers: [registry] });
   const active = new client.Gauge({ name: 'agent_runtime_worker_active_sessions', help: 'Agent sessions running on this worker, by agent', labelNames: ['agent_id'], registers: [registry] });
-  const avatars = new client.Counter({ name: 'agent_runtime_avatar_starts_total', help: 'Avatar starts by result', labelNames: ['result'], registers: [registry] });
+  const avatars = new client.Counter({ name: 'agent_runtime_avatar_starts_total', help: 'Avatar starts by result (avatar_not_configured: no BITHUMAN_API_SECRET, none asked for)', labelNames: ['result'], registers: [registry] });
   const resumed = new client.Counter({
     name: 'agent_runtime_worker_sessions_resumed_total',
     help: 'Agent sessions that continued a conversation whose earlier agent died (instead of greeting)',
@@ -56,7 +56,7 @@ export function workerRegistry() {
   for (const result of ['received', 'accepted']) jobs.inc({ result, reason: '' }, 0);
   for (const stage of ['job_accepted', 'job_received', 'session_started'] as const) stages.zero({ stage });
   for (const tier of ['lru', 'redis', 'mongo']) cache.inc({ tier }, 0);
-  for (const result of ['started', 'failed'] as const) avatars.inc({ result }, 0);
+  for (const result of ['started', 'failed', 'avatar_not_configured'] as const) avatars.inc({ result }, 0);
 
   const apply = (e: JobEvent) => {
     switch (e.type) {

@@ -17,10 +17,10 @@ import { sessionJobOptions } from '../../common/queue.js';
 import {
   batchRequestSchema,
   callbackPayload,
-  dispatchMetadata,
   newId,
   type Placements,
   queuedRecord,
+  type SessionDoc,
   type SessionJob,
   type SessionListQuery,
   type SessionRequest,
@@ -28,11 +28,12 @@ import {
   type SessionStatus,
   type SessionStore,
   TERMINAL_STATUSES,
+  tokenRequestSchema,
 } from '../../common/sessions/index.js';
 import { buildRoomName, newRoomSuffix } from '../../common/rooms.js';
 import type { WorkerCapacity } from '../../common/workers/capacity.js';
 import { fieldErrors, parseOrThrow } from '../../common/validate.js';
-import { participantToken } from './participant-token.js';
+import { sessionToken, type TokenAgent, type TokenSession } from './participant-token.js';
 import { placementView, sessionView, viewFromJob, type SessionView } from './views.js';
 
 /** What the service reports about accepted work; the HTTP layer turns it into Prometheus metrics. */
@@ -63,6 +64,22 @@ export interface CreatedSession {
   status: 'queued';
   livekitUrl: string;
   participantToken: string;
+}
+
+/** A join token for a session's room (POST /api/sessions/:id/token, or each session of a batch with `tokens`). */
+export interface SessionToken {
+  sessionId: string;
+  roomName: string;
+  participantToken: string;
+}
+
+export interface CreatedBatch {
+  batchId: string;
+  accepted: number;
+  sessionIds: string[];
+  /** With `tokens`: where to join, and each session's token, in the order of `sessionIds`. */
+  livekitUrl?: string;
+  sessions?: SessionToken[];
 }
 
 export interface BatchProgress {
@@ -109,40 +126,58 @@ export class SessionService {
     const started = performance.now();
     const req = parseOrThrow(sessionRequestSchema, body);
     const { config } = await this.d.resolver.resolve(req.agentId); // unknown or deleted: 404, nothing queued
-    // Dispatch on join only where joining early cannot jump a schedule, a concurrency cap or,
-    // in capacity mode, the sessions waiting for a worker slot.
-    const dispatchOnJoin = !req.scheduledAt && !config.maxConcurrentSessions && this.d.config.DISPATCH_MODE === 'immediate';
     const job = this.job(req);
     // Queue first: a session is accepted once its job is durable. Its record follows at once
     // (a dispatcher that gets there first records it from the job).
     await this.d.queue.add('session', job, this.jobOptions(job));
     await this.d.store.createQueued([job]);
     await this.announceQueued([job]);
-    const token = await participantToken(
-      { apiKey: this.d.config.LIVEKIT_API_KEY, apiSecret: this.d.config.LIVEKIT_API_SECRET, ttlSeconds: this.d.config.PARTICIPANT_TOKEN_TTL },
-      {
-        room: job.roomName,
-        sessionId: job.sessionId,
-        identity: job.participantIdentity,
-        ...(req.participant?.name ? { name: req.participant.name } : {}),
-        ...(req.participant?.metadata ? { metadata: req.participant.metadata } : {}),
-        ...(dispatchOnJoin ? { dispatch: { agentName: this.d.config.AGENT_NAME, metadata: dispatchMetadata(job, config.version) } } : {}),
-      },
-    );
+    const token = await sessionToken(this.d.config, { ...job, status: 'queued' }, config, req.participant);
     this.d.metrics?.accepted(job.agentId, (performance.now() - started) / 1000);
     return {
       sessionId: job.sessionId,
       agentId: job.agentId,
       roomName: job.roomName,
       status: 'queued',
-      livekitUrl: this.d.config.LIVEKIT_PUBLIC_URL ?? this.d.config.LIVEKIT_URL,
+      livekitUrl: this.livekitUrl,
       participantToken: token,
     };
   }
 
+  /** The LiveKit URL end users join with their token. */
+  private get livekitUrl(): string {
+    return this.d.config.LIVEKIT_PUBLIC_URL ?? this.d.config.LIVEKIT_URL;
+  }
+
+  /**
+   * A new join token for a session that is not over, for its own participant
+   * or another: batch sessions get theirs here, and a user whose token
+   * expired gets a fresh one. The same rule as the 202's token decides whether
+   * it may carry the dispatch.
+   */
+  async token(sessionId: string, body: unknown): Promise<SessionToken & { livekitUrl: string }> {
+    const { participant } = parseOrThrow(tokenRequestSchema, body ?? {});
+    const s = await this.tokenSession(sessionId);
+    if (TERMINAL_STATUSES.includes(s.status)) throw new ConflictError(`session is already ${s.status}`);
+    const agent = async (): Promise<TokenAgent> => (await this.d.resolver.resolve(s.agentId)).config;
+    const participantToken = await sessionToken(this.d.config, s, agent, participant);
+    return { sessionId, roomName: s.roomName, livekitUrl: this.livekitUrl, participantToken };
+  }
+
+  /** What a token needs of a session: from its record, else (not recorded yet) from its job, queued. */
+  private async tokenSession(sessionId: string): Promise<TokenSession> {
+    const doc = await this.d.store.get(sessionId);
+    if (doc) return tokenSessionOf(doc);
+    const job = await this.d.queue.getJob(sessionId);
+    if (job?.data?.sessionId !== sessionId) throw new NotFoundError(`session ${JSON.stringify(sessionId)} does not exist`);
+    return { ...job.data, status: 'queued' };
+  }
+
   /** Validates every item first; one bad item fails the whole batch and nothing is queued. */
-  async createBatch(body: unknown): Promise<{ batchId: string; accepted: number; sessionIds: string[] }> {
-    const parsed = parseOrThrow(batchRequestSchema, body);
+  async createBatch(body: unknown): Promise<CreatedBatch> {
+    // The form is told by `sessions`, so a bad field is named rather than the body as a whole.
+    const [listForm, countForm] = batchRequestSchema.options;
+    const parsed = parseOrThrow(body !== null && typeof body === 'object' && 'sessions' in body ? listForm : countForm, body);
     let requests: SessionRequest[];
     if ('sessions' in parsed) {
       const errors: FieldError[] = [];
@@ -166,12 +201,16 @@ export class SessionService {
     const unknown: FieldError[] = [];
     const agentIds = [...new Set(requests.map((r) => r.agentId))];
     const missing = new Set<string>();
+    const agents = new Map<string, TokenAgent>();
     await Promise.all(
       agentIds.map((id) =>
-        this.d.resolver.resolve(id).catch((err) => {
-          if (err instanceof AgentNotFoundError) missing.add(id);
-          else throw err;
-        }),
+        this.d.resolver.resolve(id).then(
+          (r) => agents.set(id, r.config),
+          (err) => {
+            if (err instanceof AgentNotFoundError) missing.add(id);
+            else throw err;
+          },
+        ),
       ),
     );
     if (missing.size) {
@@ -182,7 +221,6 @@ export class SessionService {
     }
 
     const batchId = newId('bat');
-    // Batch sessions get no participant token: nothing but the dispatcher can create their rooms.
     const jobs = requests.map((r) => this.job(r, batchId, parsed.callbackUrl));
     const sessionIds = jobs.map((j) => j.sessionId);
     await this.d.store.createBatch({ _id: batchId, sessionIds, accepted: jobs.length, createdAt: new Date() });
@@ -196,7 +234,16 @@ export class SessionService {
     await this.d.store.createQueued(jobs);
     await this.announceQueued(jobs);
     this.d.metrics?.batch(jobs.length);
-    return { batchId, accepted: jobs.length, sessionIds };
+    const created: CreatedBatch = { batchId, accepted: jobs.length, sessionIds };
+    if (!parsed.tokens) return created;
+    const sessions = await Promise.all(
+      jobs.map(async (job, i) => ({
+        sessionId: job.sessionId,
+        roomName: job.roomName,
+        participantToken: await sessionToken(this.d.config, { ...job, status: 'queued' }, agents.get(job.agentId)!, requests[i]!.participant),
+      })),
+    );
+    return { ...created, livekitUrl: this.livekitUrl, sessions };
   }
 
   async get(sessionId: string): Promise<SessionView> {
@@ -301,4 +348,17 @@ async function ignoreNotFound(p: Promise<unknown>): Promise<void> {
     if (classifyLivekitError(err).kind !== 'permanent') throw new UnavailableError('livekit', { cause: err });
     throw err;
   }
+}
+
+function tokenSessionOf(d: SessionDoc): TokenSession {
+  return {
+    sessionId: d._id,
+    agentId: d.agentId,
+    roomName: d.roomName,
+    participantIdentity: d.participantIdentity,
+    status: d.status,
+    requestedAt: new Date(d.requestedAt).toISOString(),
+    ...(d.metadata ? { metadata: d.metadata } : {}),
+    ...(d.scheduledAt ? { scheduledAt: new Date(d.scheduledAt).toISOString() } : {}),
+  };
 }

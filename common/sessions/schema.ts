@@ -47,12 +47,23 @@ export const sessionRequestSchema = z.strictObject({
 });
 export type SessionRequest = z.output<typeof sessionRequestSchema>;
 
+/** Body of POST /api/sessions/:id/token (optional): who joins, by default the session's own participant. */
+export const tokenRequestSchema = z.strictObject({
+  participant: participantSchema.optional(),
+});
+
 export const MAX_BATCH = 10_000;
+
+const batchTokensSchema = z
+  .boolean()
+  .optional()
+  .describe('answer with a participant token for every session (`sessions` of the response, in order)');
 
 export const batchRequestSchema = z.union([
   z.strictObject({
     sessions: z.array(z.unknown()).min(1, 'at least one session').max(MAX_BATCH, `at most ${MAX_BATCH} sessions`),
     callbackUrl: callbackUrlSchema.optional().describe('default callbackUrl of every item'),
+    tokens: batchTokensSchema,
   }),
   z.strictObject({
     agentId: agentIdSchema,
@@ -61,6 +72,7 @@ export const batchRequestSchema = z.union([
     metadata: metadataSchema.optional(),
     scheduledAt: scheduledAtSchema.optional(),
     callbackUrl: callbackUrlSchema.optional(),
+    tokens: batchTokensSchema,
   }),
 ]);
 
