@@ -4,6 +4,7 @@ import { parseDispatchMetadata } from '../common/sessions/index.js';
 export interface JobTarget {
   agentId?: string;
   sessionId?: string;
+  /** The agent's config version the session runs; absent, the current one runs. */
   configVersion?: number;
   /** The placement generation of the dispatch (0 for the first). */
   generation: number;
@@ -13,7 +14,8 @@ export interface JobTarget {
 
 /**
  * Which agent a job is for: the dispatch metadata's `agentId`, else the room
- * name (`agent-{id}-room…`), as in the original deployment.
+ * name (`agent-{id}-room…`), as in the original deployment; and which version
+ * of its config, when the metadata names one.
  */
 export function jobTarget(metadata: string | undefined, roomName: string | undefined): JobTarget {
   const meta = parseDispatchMetadata(metadata);
