@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { agentModels, createResolver } from '../common/agents/index.js';
+import { agentModels, AgentStore, createResolver } from '../common/agents/index.js';
 import { apiEnv, loadConfig, type ApiConfig } from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { connectMongo } from '../common/mongo.js';
@@ -32,7 +32,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
   const mongo = await connectMongo(config.MONGODB_URI);
   const models = await agentModels(mongo);
-  const registry = new AgentRegistry({ models, redis, prefix: config.QUEUE_PREFIX, cacheTtl: config.CONFIG_CACHE_TTL });
+  const registry = new AgentRegistry({ store: new AgentStore(models), redis, prefix: config.QUEUE_PREFIX, cacheTtl: config.CONFIG_CACHE_TTL });
 
   const { resolver, close: closeResolver } = await createResolver(config, redis, models);
   const { store, history, callbacks, placements } = await sessionRecords(mongo, redis, config.QUEUE_PREFIX, log, config.AGENT_NAME, {

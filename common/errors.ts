@@ -28,8 +28,8 @@ export class ValidationError extends AppError {
 }
 
 export class NotFoundError extends AppError {
-  constructor(message: string) {
-    super(404, 'not-found', message);
+  constructor(message: string, extra: Record<string, unknown> = {}) {
+    super(404, 'not-found', message, extra);
   }
 }
 
@@ -50,6 +50,22 @@ export class UnavailableError extends AppError {
 export class AgentNotFoundError extends NotFoundError {
   constructor(readonly agentId: string) {
     super(`agent ${JSON.stringify(agentId)} is not registered`);
+  }
+}
+
+/**
+ * The agent has no config at this version: never written, or one that records
+ * a deletion. Wherever a caller names a version it does so in a field called
+ * `version` (a session request, a rollback, the versions path), so the problem
+ * names that field.
+ */
+export class AgentVersionNotFoundError extends NotFoundError {
+  constructor(
+    readonly agentId: string,
+    readonly version: number,
+  ) {
+    const message = `agent ${JSON.stringify(agentId)} has no version ${version}`;
+    super(message, { errors: [{ field: 'version', message: `no version ${version} of this agent` }] });
   }
 }
 

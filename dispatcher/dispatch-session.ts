@@ -63,6 +63,10 @@ const PLACEABLE: readonly SessionStatus[] = ['dispatched', 'recovering'];
  *
  * In capacity mode a dispatch first reserves a free worker slot, waiting in
  * order while there is none.
+ *
+ * The agent's current config says whether it still exists and what its cap
+ * is; the dispatch metadata names the version the session was asked with,
+ * which is what its agent runs.
  */
 export async function dispatchSession(job: SessionJob, d: DispatchDeps, attempt = 1): Promise<Outcome> {
   let config: AgentConfig;
@@ -74,7 +78,8 @@ export async function dispatchSession(job: SessionJob, d: DispatchDeps, attempt 
     return { result: 'failed', reason: 'agent_not_found' };
   }
 
-  const configVersion = config.version;
+  // The version the session was asked with; a job queued before jobs carried one runs the current one.
+  const configVersion = job.configVersion ?? config.version;
   if (config.maxConcurrentSessions && !(await d.slots.take(job.agentId, job.sessionId, config.maxConcurrentSessions))) {
     return { result: 'at-capacity' };
   }

@@ -1,7 +1,7 @@
 import type { JobContext } from '@livekit/agents';
 import { llm, voice } from '@livekit/agents';
 import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
-import { AgentNotFoundError, toAppError, UnavailableError } from '../common/errors.js';
+import { AgentNotFoundError, AgentVersionNotFoundError, toAppError, UnavailableError } from '../common/errors.js';
 import type { AgentConfig, Tier } from '../common/agents/index.js';
 import type { Turn } from '../common/sessions/index.js';
 import { BitHumanAvatar, BITHUMAN_IDENTITY } from './avatar/bithuman.js';
@@ -63,13 +63,17 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   let config: AgentConfig;
   try {
     const started = performance.now();
-    const resolved = await d.resolver.resolve(target.agentId);
+    // The version the session was asked with, not whatever the agent became since; a dispatch without one
+    // (made before dispatches carried it, or by something else) runs the current config.
+    const resolved =
+      target.configVersion !== undefined ? await d.resolver.resolveVersion(target.agentId, target.configVersion) : await d.resolver.resolve(target.agentId);
     config = resolved.config;
     events.onResolved?.(resolved.tier, (performance.now() - started) / 1000);
     log.info({ tier: resolved.tier, version: config.version }, 'agent config resolved');
   } catch (err) {
     const app = toAppError(err);
     if (app instanceof AgentNotFoundError) return fail('agent_not_found');
+    if (app instanceof AgentVersionNotFoundError) return fail('agent_version_not_found');
     if (app instanceof UnavailableError) return fail('config_unavailable');
     throw err;
   }

@@ -4,6 +4,7 @@ import { AGENT_ATTRIBUTE, parseDispatchMetadata, SESSION_ATTRIBUTE, SOURCE_ATTRI
 export interface JobTarget {
   agentId?: string;
   sessionId?: string;
+  /** The agent's config version the session runs; absent, the current one runs. */
   configVersion?: number;
   /** The placement generation of the dispatch (0 for the first). */
   generation: number;
@@ -15,9 +16,10 @@ export interface JobTarget {
 
 /**
  * Which agent a job is for: the dispatch metadata's `agentId`, else the room
- * name (`agent-{id}-room…`), as in the original deployment. An automatically
- * dispatched job has no metadata: its worker named the session and agent when
- * it accepted the job (`attributes`, the agent participant's attributes).
+ * name (`agent-{id}-room…`), as in the original deployment; and which version
+ * of its config, when the metadata names one. An automatically dispatched job
+ * has no metadata: its worker named the session and agent when it accepted the
+ * job (`attributes`, the agent participant's attributes); it runs the current config.
  */
 export function jobTarget(metadata: string | undefined, roomName: string | undefined, attributes: Record<string, string> = {}): JobTarget {
   if (attributes[SOURCE_ATTRIBUTE] === 'automatic' && attributes[SESSION_ATTRIBUTE] && attributes[AGENT_ATTRIBUTE]) {

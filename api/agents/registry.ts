@@ -4,8 +4,8 @@ import {
   agentConfigInput,
   type AgentDoc,
   agentIdSchema,
-  type AgentModels,
   type AgentSpec,
+  type AgentStore,
   type AgentVersionDoc,
   changeChannel,
   configKey,
@@ -15,12 +15,12 @@ import {
   versionId,
 } from '../../common/agents/index.js';
 import { isDuplicateKey } from '../../common/mongo.js';
-import { AgentNotFoundError, ConflictError, NotFoundError, ValidationError } from '../../common/errors.js';
+import { AgentNotFoundError, AgentVersionNotFoundError, ConflictError, ValidationError } from '../../common/errors.js';
 import { parseOrThrow } from '../../common/validate.js';
 import { mergePatch } from './merge-patch.js';
 
 export interface RegistryOptions {
-  models: AgentModels;
+  store: AgentStore;
   redis: Redis;
   prefix: string;
   cacheTtl: number;
@@ -90,7 +90,7 @@ export class AgentRegistry {
     }
     // No entry, or one that says nothing changes: MongoDB decides (an unchanged register writes nothing).
     if (prior === undefined || sameSpec(prior, spec)) {
-      const cur = await this.o.models.Agent.findById(spec.id).lean();
+      const cur = await this.o.store.current(spec.id);
       if (cur && sameSpec(cur, spec)) return { config: toAgentConfig(cur), created: false };
       // Redis first: a write the caches cannot hear about is refused before MongoDB changes.
       if (redisDown) throw redisDown;
@@ -106,9 +106,7 @@ export class AgentRegistry {
   }
 
   async list(limit: number, cursor?: string): Promise<{ items: AgentConfig[]; nextCursor: string | null }> {
-    const filter: Record<string, unknown> = { deleted: false };
-    if (cursor) filter._id = { $gt: cursor };
-    const docs = await this.o.models.Agent.find(filter).sort({ _id: 1 }).limit(limit + 1).lean();
+    const docs = await this.o.store.listCurrent(limit, cursor);
     const page = docs.slice(0, limit);
     return { items: page.map(toAgentConfig), nextCursor: docs.length > limit ? page[page.length - 1]!._id : null };
   }
@@ -137,9 +135,7 @@ export class AgentRegistry {
 
   async versions(id: string, limit: number, before?: number): Promise<{ items: VersionView[]; nextCursor: string | null }> {
     const agentId = this.id(id);
-    const filter: Record<string, unknown> = { agentId };
-    if (before !== undefined) filter.version = { $lt: before };
-    const rows = await this.o.models.AgentVersion.find(filter).sort({ version: -1 }).limit(limit + 1).lean();
+    const rows = await this.o.store.listVersions(agentId, limit, before);
     if (rows.length === 0 && before === undefined) throw new AgentNotFoundError(agentId);
     const page = rows.slice(0, limit);
     return { items: page.map(versionView), nextCursor: rows.length > limit ? String(page[page.length - 1]!.version) : null };
@@ -147,16 +143,16 @@ export class AgentRegistry {
 
   async version(id: string, version: number): Promise<VersionView> {
     const agentId = this.id(id);
-    const row = await this.versionRow(agentId, version);
-    if (!row) throw new NotFoundError(`agent ${JSON.stringify(agentId)} has no version ${version}`);
+    const row = await this.o.store.version(agentId, version);
+    if (!row) throw new AgentVersionNotFoundError(agentId, version);
     return versionView(row);
   }
 
   async rollback(id: string, version: number): Promise<AgentConfig> {
     const agentId = this.id(id);
     const redisUp = this.redisCheck();
-    const [cur, row] = await Promise.all([this.current(agentId), this.versionRow(agentId, version)]);
-    if (!row) throw new NotFoundError(`agent ${JSON.stringify(agentId)} has no version ${version}`);
+    const [cur, row] = await Promise.all([this.current(agentId), this.o.store.version(agentId, version)]);
+    if (!row) throw new AgentVersionNotFoundError(agentId, version);
     if (!row.spec) throw new ConflictError(`version ${version} records a deletion; pick a version with a config`);
     return toAgentConfig((await this.write(agentId, row.spec, cur, redisUp)).doc);
   }
@@ -166,7 +162,7 @@ export class AgentRegistry {
   }
 
   private async current(agentId: string): Promise<AgentDoc> {
-    const doc = await this.o.models.Agent.findById(agentId).lean();
+    const doc = await this.o.store.current(agentId);
     if (!doc || doc.deleted) throw new AgentNotFoundError(agentId);
     return doc;
   }
@@ -189,12 +185,6 @@ export class AgentRegistry {
     if ('missing' in entry) return entry.version === 0 ? null : { version: entry.version, deleted: true };
     if (entry.config?.id !== agentId) return undefined;
     return { version: entry.version, deleted: false, spec: specOf(entry.config), createdAt: new Date(entry.config.createdAt) };
-  }
-
-  /** One version row, by its `_id`; rows written before compound `_id`s are found by their fields. */
-  private async versionRow(agentId: string, version: number): Promise<AgentVersionDoc | null> {
-    const { AgentVersion } = this.o.models;
-    return (await AgentVersion.findById(versionId(agentId, version)).lean()) ?? (await AgentVersion.findOne({ agentId, version }).lean());
   }
 
   /**
@@ -225,15 +215,14 @@ export class AgentRegistry {
     same?: (latest: AgentDoc) => boolean,
   ): Promise<{ doc: AgentDoc; prior: Prior | null; wrote: boolean }> {
     await redisUp;
-    const { Agent } = this.o.models;
     let version = (prior?.version ?? 0) + 1;
     for (let attempt = 0; attempt < 8; attempt++) {
       const now = new Date();
       try {
-        await this.o.models.agentVersions.insertOne({ _id: versionId(agentId, version), agentId, version, spec, deleted: spec === null, createdAt: now });
+        await this.o.store.insertVersion({ _id: versionId(agentId, version), agentId, version, spec, deleted: spec === null, createdAt: now });
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
-        const [row, latest] = await Promise.all([this.versionRow(agentId, version), Agent.findById(agentId).lean()]);
+        const [row, latest] = await Promise.all([this.o.store.version(agentId, version), this.o.store.current(agentId)]);
         let cur: AgentDoc;
         if (latest && latest.version >= version) cur = latest;
         else if (row) cur = await this.rollForward(row, latest ?? prior);
@@ -275,11 +264,7 @@ export class AgentRegistry {
       updatedAt: row.createdAt,
     };
     try {
-      await this.o.models.agents.updateOne(
-        { _id: row.agentId, version: { $lt: row.version } },
-        { $set: { version: doc.version, spec: doc.spec, deleted, createdAt: doc.createdAt, updatedAt: doc.updatedAt } },
-        { upsert: true },
-      );
+      await this.o.store.moveCurrent(doc);
     } catch (err) {
       // The upsert found the document already past this version: a newer write won, which is fine.
       if (!isDuplicateKey(err)) throw err;

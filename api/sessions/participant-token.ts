@@ -6,7 +6,7 @@ import { dispatchMetadata, type SessionJob, type SessionStatus } from '../../com
 export type TokenConfig = Pick<ApiConfig, 'LIVEKIT_API_KEY' | 'LIVEKIT_API_SECRET' | 'PARTICIPANT_TOKEN_TTL' | 'DISPATCH_MODE' | 'AGENT_NAME'>;
 
 /** The session a token is for: its room, its participant, and what the dispatch-on-join rule looks at. */
-export type TokenSession = Pick<SessionJob, 'sessionId' | 'agentId' | 'roomName' | 'participantIdentity' | 'metadata' | 'requestedAt' | 'scheduledAt'> & {
+export type TokenSession = Pick<SessionJob, 'sessionId' | 'agentId' | 'roomName' | 'participantIdentity' | 'metadata' | 'requestedAt' | 'scheduledAt' | 'configVersion'> & {
   status: SessionStatus;
 };
 
@@ -69,5 +69,6 @@ async function dispatchOnJoin(c: TokenConfig, s: TokenSession, agent: TokenAgent
   if (c.DISPATCH_MODE !== 'immediate' || s.scheduledAt || s.status !== 'queued') return undefined;
   const a = typeof agent === 'function' ? await agent() : agent;
   if (a.maxConcurrentSessions) return undefined;
-  return { agentName: c.AGENT_NAME, metadata: dispatchMetadata(s, a.version) };
+  // The version the session is pinned to; the agent's current one for a session recorded before versions were.
+  return { agentName: c.AGENT_NAME, metadata: dispatchMetadata(s, s.configVersion ?? a.version) };
 }

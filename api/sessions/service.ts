@@ -4,6 +4,7 @@ import type { AgentResolver } from '../../common/agents/index.js';
 import type { ApiConfig } from '../../common/config.js';
 import {
   AgentNotFoundError,
+  AgentVersionNotFoundError,
   ConflictError,
   NotFoundError,
   UnavailableError,
@@ -93,7 +94,7 @@ export interface BatchProgress {
 export class SessionService {
   constructor(private readonly d: SessionServiceDeps) {}
 
-  private job(req: SessionRequest, batchId?: string, batchCallbackUrl?: string): SessionJob {
+  private job(req: SessionRequest, configVersion: number, batchId?: string, batchCallbackUrl?: string): SessionJob {
     const sessionId = newId('ses');
     return {
       sessionId,
@@ -105,7 +106,18 @@ export class SessionService {
       ...(req.scheduledAt ? { scheduledAt: new Date(req.scheduledAt).toISOString() } : {}),
       ...((req.callbackUrl ?? batchCallbackUrl) ? { callbackUrl: req.callbackUrl ?? batchCallbackUrl } : {}),
       requestedAt: new Date().toISOString(),
+      configVersion,
     };
+  }
+
+  /**
+   * The version a request runs: the one it names, else the agent's current
+   * one. A named version that is not current is looked up: an unknown one is
+   * AgentVersionNotFoundError.
+   */
+  private async pinnedVersion(agentId: string, current: number, asked: number | undefined): Promise<number> {
+    if (asked !== undefined && asked !== current) await this.d.resolver.resolveVersion(agentId, asked);
+    return asked ?? current;
   }
 
   private jobOptions(job: SessionJob) {
@@ -126,7 +138,8 @@ export class SessionService {
     const started = performance.now();
     const req = parseOrThrow(sessionRequestSchema, body);
     const { config } = await this.d.resolver.resolve(req.agentId); // unknown or deleted: 404, nothing queued
-    const job = this.job(req);
+    const configVersion = await this.pinnedVersion(req.agentId, config.version, req.version); // unknown version: 404 naming `version`
+    const job = this.job(req, configVersion);
     // Queue first: a session is accepted once its job is durable. Its record follows at once
     // (a dispatcher that gets there first records it from the job).
     await this.d.queue.add('session', job, this.jobOptions(job));
@@ -189,9 +202,10 @@ export class SessionService {
       });
       if (errors.length) throw new ValidationError(errors.slice(0, 100));
     } else {
-      const { agentId, count, participant, metadata, scheduledAt } = parsed;
+      const { agentId, version, count, participant, metadata, scheduledAt } = parsed;
       requests = Array.from({ length: count }, () => ({
         agentId,
+        ...(version !== undefined ? { version } : {}),
         ...(participant ? { participant } : {}),
         ...(metadata ? { metadata } : {}),
         ...(scheduledAt ? { scheduledAt } : {}),
@@ -199,6 +213,7 @@ export class SessionService {
     }
 
     const unknown: FieldError[] = [];
+    const field = (i: number, name: string) => ('sessions' in parsed ? `sessions.${i}.${name}` : name);
     const agentIds = [...new Set(requests.map((r) => r.agentId))];
     const missing = new Set<string>();
     const agents = new Map<string, TokenAgent>();
@@ -215,13 +230,30 @@ export class SessionService {
     );
     if (missing.size) {
       requests.forEach((r, i) => {
-        if (missing.has(r.agentId) && unknown.length < 100) unknown.push({ field: 'sessions' in parsed ? `sessions.${i}.agentId` : 'agentId', message: 'agent is not registered' });
+        if (missing.has(r.agentId) && unknown.length < 100) unknown.push({ field: field(i, 'agentId'), message: 'agent is not registered' });
+      });
+      throw new ValidationError(unknown);
+    }
+    // The versions items name, each looked up once; unknown ones fail the batch like unknown agents.
+    const asked = new Map(requests.filter((r) => r.version !== undefined).map((r) => [`${r.agentId}@${r.version}`, r]));
+    const missingVersions = new Set<string>();
+    await Promise.all(
+      [...asked].map(([key, r]) =>
+        this.pinnedVersion(r.agentId, agents.get(r.agentId)!.version, r.version).catch((err) => {
+          if (err instanceof AgentVersionNotFoundError) missingVersions.add(key);
+          else throw err;
+        }),
+      ),
+    );
+    if (missingVersions.size) {
+      requests.forEach((r, i) => {
+        if (missingVersions.has(`${r.agentId}@${r.version}`) && unknown.length < 100) unknown.push({ field: field(i, 'version'), message: `agent ${JSON.stringify(r.agentId)} has no version ${r.version}` });
       });
       throw new ValidationError(unknown);
     }
 
     const batchId = newId('bat');
-    const jobs = requests.map((r) => this.job(r, batchId, parsed.callbackUrl));
+    const jobs = requests.map((r) => this.job(r, r.version ?? agents.get(r.agentId)!.version, batchId, parsed.callbackUrl));
     const sessionIds = jobs.map((j) => j.sessionId);
     await this.d.store.createBatch({ _id: batchId, sessionIds, accepted: jobs.length, createdAt: new Date() });
     try {
@@ -360,5 +392,6 @@ function tokenSessionOf(d: SessionDoc): TokenSession {
     requestedAt: new Date(d.requestedAt).toISOString(),
     ...(d.metadata ? { metadata: d.metadata } : {}),
     ...(d.scheduledAt ? { scheduledAt: new Date(d.scheduledAt).toISOString() } : {}),
+    ...(d.configVersion !== undefined ? { configVersion: d.configVersion } : {}),
   };
 }

@@ -1,8 +1,9 @@
 import { LRUCache } from 'lru-cache';
 import type { Redis } from 'ioredis';
-import type { AgentModels } from './model.js';
+import { type AgentModels, versionId } from './model.js';
 import type { AgentConfig } from './schema.js';
-import { AgentNotFoundError, isMongoUnavailable, UnavailableError } from '../errors.js';
+import { AgentStore } from './store.js';
+import { AgentNotFoundError, AgentVersionNotFoundError, isMongoUnavailable, UnavailableError } from '../errors.js';
 import { toAgentConfig } from './view.js';
 import { redisReady } from '../redis.js';
 
@@ -14,6 +15,10 @@ import { redisReady } from '../redis.js';
  * config over a newer one. Registry writes replace the Redis entry and
  * publish on `{prefix}:agent-config:changed`; every resolver drops its LRU
  * entry on that message.
+ *
+ * A session runs the version it was asked for (`resolveVersion`): versions
+ * never change once written, so their entries need no invalidation and the
+ * in-process ones no TTL; they have an LRU and a Redis key of their own.
  */
 export type Tier = 'lru' | 'redis' | 'mongo';
 
@@ -67,6 +72,18 @@ export function configKey(prefix: string, agentId: string): string {
   return `${prefix}:agent-config:${agentId}`;
 }
 
+/** The Redis entry of one version: agent ids never contain '@', so it cannot be another agent's key. */
+export function versionKey(prefix: string, agentId: string, version: number): string {
+  return configKey(prefix, versionId(agentId, version));
+}
+
+/**
+ * Seconds a version's Redis entry is kept. Not for freshness (a version never
+ * changes): only so Redis, which holds the queues and must not evict, does not
+ * keep every version ever run.
+ */
+export const VERSION_REDIS_TTL = 24 * 3600;
+
 export function changeChannel(prefix: string): string {
   return `${prefix}:agent-config:changed`;
 }
@@ -85,6 +102,10 @@ export async function storeEntry(redis: Redis, prefix: string, agentId: string, 
 export class AgentResolver {
   private readonly lru: LRUCache<string, Entry>;
   private readonly inflight = new Map<string, Promise<{ entry: Entry; tier: Tier }>>();
+  /** Versions by `versionId`: no TTL (a version never changes); unknown ones for `negativeTtl`. */
+  private readonly versions: LRUCache<string, Entry>;
+  private readonly versionInflight = new Map<string, Promise<{ entry: Entry; tier: Tier }>>();
+  private readonly store: AgentStore;
   /** Newest version announced per id: a fill older than it is not kept. */
   private readonly announced = new Map<string, number>();
   private readonly opts: Required<Omit<ResolverOptions, 'onTier'>> & Pick<ResolverOptions, 'onTier'>;
@@ -94,6 +115,8 @@ export class AgentResolver {
   constructor(options: ResolverOptions) {
     this.opts = { redisTtl: 300, negativeTtl: 5, lruTtlMs: 60_000, lruMax: 10_000, ...options };
     this.lru = new LRUCache<string, Entry>({ max: this.opts.lruMax, ttl: this.opts.lruTtlMs, noDeleteOnStaleGet: true });
+    this.versions = new LRUCache<string, Entry>({ max: this.opts.lruMax });
+    this.store = new AgentStore(this.opts.models);
   }
 
   /**
@@ -127,15 +150,17 @@ export class AgentResolver {
   async warm(): Promise<void> {
     const id = ':warm';
     await this.opts.redis.get(configKey(this.opts.prefix, id)).catch(() => undefined);
-    await this.opts.models.Agent.findById(id)
-      .lean()
-      .catch(() => undefined);
+    await this.store.current(id).catch(() => undefined);
   }
 
   invalidate(agentId: string, version: number): void {
     this.announced.set(agentId, Math.max(version, this.announced.get(agentId) ?? 0));
     const cur = this.lru.peek(agentId, { allowStale: true });
     if (!cur || cur.version < version) this.lru.delete(agentId);
+    // A version asked for before it was written is known as missing: it exists now.
+    const key = versionId(agentId, version);
+    const known = this.versions.peek(key);
+    if (known && 'missing' in known) this.versions.delete(key);
   }
 
   /** The current config of `agentId`, or AgentNotFoundError, or UnavailableError when nothing is cached and MongoDB is down. */
@@ -160,11 +185,40 @@ export class AgentResolver {
     }
   }
 
-  private answer(agentId: string, entry: Entry, tier: Tier, started: number): Resolved {
+  /**
+   * The config of `agentId` at `version`, or AgentVersionNotFoundError (never
+   * written, or a version that records a deletion), or UnavailableError when
+   * nothing is cached and MongoDB is down. The agent's current entry answers
+   * when it is at that version, which is the usual case (a session runs what
+   * was current when it was asked for), so that costs what `resolve` does.
+   */
+  async resolveVersion(agentId: string, version: number): Promise<Resolved> {
+    const started = performance.now();
+    const key = versionId(agentId, version);
+    const hit = this.versions.get(key) ?? this.currentAt(agentId, version, this.lru.get(agentId));
+    if (hit) return this.answer(agentId, hit, 'lru', started, version);
+
+    let pending = this.versionInflight.get(key);
+    if (!pending) {
+      pending = this.loadVersion(agentId, version).finally(() => this.versionInflight.delete(key));
+      this.versionInflight.set(key, pending);
+    }
+    const { entry, tier } = await pending;
+    return this.answer(agentId, entry, tier, started, version);
+  }
+
+  /** The agent's current entry as the entry of `version`, when it is that version (kept as such). */
+  private currentAt(agentId: string, version: number, cur: Entry | undefined): Entry | undefined {
+    if (!cur || 'missing' in cur || cur.version !== version) return undefined;
+    this.versions.set(versionId(agentId, version), cur);
+    return cur;
+  }
+
+  private answer(agentId: string, entry: Entry, tier: Tier, started: number, version?: number): Resolved {
     const seconds = (performance.now() - started) / 1000;
     if ('missing' in entry) {
       this.opts.onTier?.('miss', seconds);
-      throw new AgentNotFoundError(agentId);
+      throw version === undefined ? new AgentNotFoundError(agentId) : new AgentVersionNotFoundError(agentId, version);
     }
     this.opts.onTier?.(tier, seconds);
     return { config: entry.config, tier };
@@ -193,7 +247,7 @@ export class AgentResolver {
     let entry: Entry;
     try {
       this.mongoReads++;
-      const doc = await this.opts.models.Agent.findById(agentId).lean();
+      const doc = await this.store.current(agentId);
       entry = doc && !doc.deleted ? { version: doc.version, config: toAgentConfig(doc) } : { version: doc?.version ?? 0, missing: true };
     } catch (err) {
       if (isMongoUnavailable(err)) throw new UnavailableError('mongodb', { cause: err });
@@ -207,7 +261,44 @@ export class AgentResolver {
     return { entry, tier: 'mongo' };
   }
 
+  /** One version: its own Redis key or the current one (one round trip), else its row in MongoDB. */
+  private async loadVersion(agentId: string, version: number): Promise<{ entry: Entry; tier: Tier }> {
+    const key = versionKey(this.opts.prefix, agentId, version);
+    let redisUp = true;
+    try {
+      const [own, current] = await this.opts.redis.mget(key, configKey(this.opts.prefix, agentId));
+      const entry = own ? (JSON.parse(own) as Entry) : this.currentAt(agentId, version, current ? (JSON.parse(current) as Entry) : undefined);
+      if (entry) {
+        this.versions.set(versionId(agentId, version), entry);
+        return { entry, tier: 'redis' };
+      }
+    } catch {
+      // Redis away: MongoDB still answers, only slower.
+      redisUp = false;
+    }
+
+    let entry: Entry;
+    try {
+      this.mongoReads++;
+      const row = await this.store.version(agentId, version);
+      entry = row?.spec ? { version, config: toAgentConfig({ spec: row.spec, version, createdAt: row.createdAt, updatedAt: row.createdAt }) } : { version, missing: true };
+    } catch (err) {
+      if (isMongoUnavailable(err)) throw new UnavailableError('mongodb', { cause: err });
+      throw err;
+    }
+    // An unknown version may be written later (it is the agent's next one): known as missing only briefly, only
+    // here, and not at all once its change message came while MongoDB was read.
+    if ('missing' in entry) {
+      if ((this.announced.get(agentId) ?? 0) < version) this.versions.set(versionId(agentId, version), entry, { ttl: this.opts.negativeTtl * 1000 });
+    } else {
+      this.versions.set(versionId(agentId, version), entry);
+      if (redisUp) await this.opts.redis.set(key, JSON.stringify(entry), 'EX', VERSION_REDIS_TTL).catch(() => undefined);
+    }
+    return { entry, tier: 'mongo' };
+  }
+
   close(): void {
     this.lru.clear();
+    this.versions.clear();
   }
 }

@@ -78,4 +78,7 @@ export interface AgentConfig extends AgentSpec {
   updatedAt: string;
 }
 
-export const rollbackBody = z.strictObject({ version: z.number().int().min(1) });
+/** A version number of an agent's config: 1 for its first write, one more for each write since. */
+export const agentVersionSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+
+export const rollbackBody = z.strictObject({ version: agentVersionSchema });

@@ -14,7 +14,7 @@ const generationSchema = z.number().int().min(0);
 export const dispatchMetadataSchema = z.looseObject({
   agentId: z.union([z.string(), z.number().transform(String)]).optional().catch(undefined),
   sessionId: z.string().optional().catch(undefined),
-  configVersion: z.number().int().min(0).optional().catch(undefined),
+  configVersion: z.number().int().min(1).optional().catch(undefined),
   requestedAt: z.iso.datetime({ offset: true }).optional().catch(undefined),
   generation: generationSchema.optional().catch(undefined),
 });

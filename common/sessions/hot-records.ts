@@ -139,6 +139,8 @@ interface RequestBase {
   scheduledAt?: number;
   callbackUrl?: string;
   requestedAt: number;
+  /** The config version the session runs; a record made from an older job has it only once dispatched. */
+  configVersion?: number;
 }
 
 function baseOf(job: SessionJob): RequestBase {
@@ -152,6 +154,7 @@ function baseOf(job: SessionJob): RequestBase {
     ...(job.scheduledAt ? { scheduledAt: Date.parse(job.scheduledAt) } : {}),
     ...(job.callbackUrl ? { callbackUrl: job.callbackUrl } : {}),
     requestedAt: Date.parse(job.requestedAt),
+    ...(job.configVersion !== undefined ? { configVersion: job.configVersion } : {}),
   };
 }
 
@@ -189,7 +192,8 @@ export function docFromHash(sessionId: string, h: Record<string, string>): Sessi
     requestedAt: new Date(base.requestedAt),
     updatedAt: new Date(Number(h.at ?? base.requestedAt)),
   };
-  if (h.configVersion !== undefined) doc.configVersion = num(h.configVersion)!;
+  const configVersion = num(h.configVersion) ?? base.configVersion;
+  if (configVersion !== undefined) doc.configVersion = configVersion;
   if (h.dispatchId) doc.dispatchId = h.dispatchId;
   if (h.failureReason) doc.failureReason = h.failureReason;
   if (h.redispatches !== undefined) doc.redispatches = num(h.redispatches)!;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { agentIdSchema } from '../agents/index.js';
+import { agentIdSchema, agentVersionSchema } from '../agents/index.js';
 import { metadataSchema } from '../schemas/json.js';
 
 /** The session request contract: body of POST /api/sessions and of each batch item. */
@@ -37,8 +37,12 @@ export const callbackUrlSchema = z
   .max(2048)
   .describe('every status change is POSTed here as signed JSON');
 
+/** A session runs the config version it was asked with, whatever the agent becomes before it starts. */
+export const sessionVersionSchema = agentVersionSchema.describe("run this version of the agent's config; default: its current version");
+
 export const sessionRequestSchema = z.strictObject({
   agentId: agentIdSchema,
+  version: sessionVersionSchema.optional(),
   participant: participantSchema.optional(),
   roomName: roomNameSchema.optional(),
   metadata: metadataSchema.optional(),
@@ -67,6 +71,7 @@ export const batchRequestSchema = z.union([
   }),
   z.strictObject({
     agentId: agentIdSchema,
+    version: sessionVersionSchema.optional(),
     count: z.number().int().min(1).max(MAX_BATCH),
     participant: participantSchema.omit({ identity: true }).optional(),
     metadata: metadataSchema.optional(),
@@ -100,6 +105,11 @@ export const sessionJobSchema = z.object({
   scheduledAt: z.iso.datetime({ offset: true }).optional(),
   callbackUrl: z.string().optional(),
   requestedAt: z.iso.datetime({ offset: true }),
+  /**
+   * The agent's config version the session runs, fixed when it was asked for.
+   * Jobs queued before jobs carried it have none: they run the current one.
+   */
+  configVersion: agentVersionSchema.optional(),
   /**
    * The placement generation this job dispatches (common/sessions/placement.ts).
    * Unset for a session's first dispatch, which creates its room; a later one

@@ -30,6 +30,8 @@ export function jobFromRecord(s: SessionDoc, generation: number): SessionJob {
     ...(s.batchId ? { batchId: s.batchId } : {}),
     ...(s.callbackUrl ? { callbackUrl: s.callbackUrl } : {}),
     requestedAt: new Date(s.requestedAt).toISOString(),
+    // The agent placed again (or replacing a dead one) runs the version its session started with.
+    ...(s.configVersion !== undefined ? { configVersion: s.configVersion } : {}),
     generation,
   };
 }
@@ -47,6 +49,7 @@ export function queuedRecord(job: SessionJob): SessionDoc {
     ...(job.source ? { source: job.source } : {}),
     ...(job.scheduledAt ? { scheduledAt: new Date(job.scheduledAt) } : {}),
     ...(job.callbackUrl ? { callbackUrl: job.callbackUrl } : {}),
+    ...(job.configVersion !== undefined ? { configVersion: job.configVersion } : {}),
     attempts: 0,
     requestedAt,
     status: 'queued',

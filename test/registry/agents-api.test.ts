@@ -96,7 +96,9 @@ describe('agent registry HTTP API', () => {
       expect(page.body.items.map((x: { version: number }) => x.version)).to.deep.equal([4, 3, 2]);
       const rest = await api.call('GET', `/api/agents/v/versions?limit=3&cursor=${page.body.nextCursor}`);
       expect(rest.body.items.map((x: { version: number }) => x.version)).to.deep.equal([1]);
-      expect((await api.call('GET', '/api/agents/v/versions/9')).status).to.equal(404);
+      const missing = await api.call('GET', '/api/agents/v/versions/9');
+      expect(missing.status).to.equal(404);
+      expect(missing.body.errors.map((e: { field: string }) => e.field)).to.deep.equal(['version']);
       expect((await api.call('POST', '/api/agents/v/rollback', { version: 9 })).status).to.equal(404);
       expect((await api.call('POST', '/api/agents/v/rollback', { version: 'one' })).status).to.equal(400);
     });
@@ -201,8 +203,11 @@ describe('API description', () => {
       expect(agent.properties.stt.properties.provider.enum).to.deep.equal(['deepgram', 'openai']);
       expect(agent.properties.maxConcurrentSessions.minimum).to.equal(1);
       expect(agent.additionalProperties).to.equal(false);
-      expect(doc.components.schemas.SessionRequest.properties).to.have.keys('agentId', 'participant', 'roomName', 'metadata', 'scheduledAt', 'callbackUrl');
+      expect(doc.components.schemas.SessionRequest.properties).to.have.keys('agentId', 'version', 'participant', 'roomName', 'metadata', 'scheduledAt', 'callbackUrl');
+      expect(doc.components.schemas.SessionRequest.properties.version).to.include({ type: 'integer', minimum: 1 });
+      expect(doc.components.schemas.SessionRequest.properties.version.description).to.match(/current version/);
       expect(doc.components.schemas.BatchRequest.anyOf[0].properties.sessions.items.$ref).to.equal('#/components/schemas/SessionRequest');
+      expect(doc.components.schemas.BatchRequest.anyOf[1].properties.version).to.include({ type: 'integer', minimum: 1 });
       expect(Object.keys(doc.paths)).to.include.members(['/api/agents/register', '/api/sessions', '/api/sessions/batch', '/api/batches/{id}/events']);
     } finally {
       await api.stop();

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import readline from 'node:readline';
 import { expect } from 'chai';
-import { agentModels, AgentResolver, configKey } from '../../common/agents/index.js';
-import { AgentNotFoundError, UnavailableError } from '../../common/errors.js';
+import { agentModels, AgentResolver, configKey, VERSION_REDIS_TTL, versionKey } from '../../common/agents/index.js';
+import { AgentNotFoundError, AgentVersionNotFoundError, UnavailableError } from '../../common/errors.js';
 import { connectMongo, type Connection } from '../../common/mongo.js';
 import { createRedis, type Redis } from '../../common/redis.js';
 import { agentBody, startTestApi, type TestApi } from '../support/api.js';
@@ -82,6 +82,62 @@ describe('agent config resolution: LRU, then Redis, then MongoDB', () => {
     await api.call('POST', '/api/agents/register', agentBody('nobody'));
     const seen = await until(() => r.resolve('nobody').then((x) => x.config.version, () => undefined));
     expect(seen).to.equal(1);
+  });
+
+  describe('a pinned version', () => {
+    const instructions = async (r: AgentResolver, version: number) => {
+      const { config, tier } = await r.resolveVersion('pinned', version);
+      expect(config).to.include({ id: 'pinned', version });
+      return { instructions: config.instructions, tier };
+    };
+
+    it('answers from MongoDB once, then from Redis in another process, then from its own LRU, and later writes change none of them', async () => {
+      await api.call('POST', '/api/agents/register', agentBody('pinned', { instructions: 'first' }));
+      await api.call('PATCH', '/api/agents/pinned', { instructions: 'second' });
+      const prefix = api.env.QUEUE_PREFIX!;
+
+      const first = await newResolver();
+      expect(await instructions(first, 1)).to.deep.equal({ instructions: 'first', tier: 'mongo' });
+      expect(await instructions(first, 1)).to.deep.equal({ instructions: 'first', tier: 'lru' });
+      expect(await redis.ttl(versionKey(prefix, 'pinned', 1))).to.be.within(VERSION_REDIS_TTL - 60, VERSION_REDIS_TTL);
+      const second = await newResolver();
+      expect(await instructions(second, 1)).to.deep.equal({ instructions: 'first', tier: 'redis' });
+      // The current version is the agent's own entry: no read of its version row.
+      expect(await instructions(second, 2)).to.deep.equal({ instructions: 'second', tier: 'redis' });
+      expect(await instructions(second, 2)).to.deep.equal({ instructions: 'second', tier: 'lru' });
+      expect(first.mongoReads).to.equal(1);
+      expect(second.mongoReads).to.equal(0);
+
+      // Two more writes, the last a rollback to version 2's config: each resolver hears of them (its
+      // current config moves on), and every version still answers with its own config from where it was.
+      await api.call('PATCH', '/api/agents/pinned', { instructions: 'third' });
+      await api.call('POST', '/api/agents/pinned/rollback', { version: 2 });
+      for (const r of [first, second]) await until(() => r.resolve('pinned').then((x) => (x.config.version === 4 ? x : undefined)));
+      expect(await instructions(first, 1)).to.deep.equal({ instructions: 'first', tier: 'lru' });
+      expect(await instructions(second, 2)).to.deep.equal({ instructions: 'second', tier: 'lru' });
+      expect(await instructions(second, 4)).to.deep.equal({ instructions: 'second', tier: 'lru' });
+      const third = await newResolver();
+      expect(await instructions(third, 1)).to.deep.equal({ instructions: 'first', tier: 'redis' });
+      expect(await instructions(third, 3)).to.deep.equal({ instructions: 'third', tier: 'mongo' });
+      expect(await instructions(third, 3)).to.deep.equal({ instructions: 'third', tier: 'lru' });
+      expect(first.mongoReads + second.mongoReads).to.equal(1); // version 1, once
+    });
+
+    it('an unknown version is AgentVersionNotFoundError, cached briefly, and seen once it is written', async () => {
+      await api.call('POST', '/api/agents/register', agentBody('later', { instructions: 'first' }));
+      const r = await newResolver({ negativeTtl: 30 });
+      const flood = await Promise.allSettled(Array.from({ length: 50 }, () => r.resolveVersion('later', 2)));
+      expect(flood.every((x) => x.status === 'rejected' && x.reason instanceof AgentVersionNotFoundError && x.reason.version === 2)).to.equal(true);
+      await r.resolveVersion('later', 2).catch(() => undefined);
+      expect(r.mongoReads).to.equal(1);
+      const none = await r.resolveVersion('nobody-at-all', 1).catch((e: unknown) => e);
+      expect(none).to.be.instanceOf(AgentVersionNotFoundError);
+
+      await api.call('PATCH', '/api/agents/later', { instructions: 'second' });
+      // Within the 30 s it would be known as missing: the change message makes it read again.
+      const seen = await until(() => r.resolveVersion('later', 2).then((x) => x.config.instructions, () => undefined));
+      expect(seen).to.equal('second');
+    });
   });
 
   it('when an agent changes, then a resolver in another process drops its copy on the change message', async function () {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { Queue } from 'bullmq';
 import { livekitClients } from '../../common/livekit.js';
 import { SESSIONS_QUEUE } from '../../common/queue.js';
+import { newId } from '../../common/sessions/index.js';
 import { createRedis, type Redis } from '../../common/redis.js';
 import { AccessToken, TokenVerifier } from 'livekit-server-sdk';
 import { agentBody, startTestApi, type TestApi } from '../support/api.js';
@@ -175,6 +176,115 @@ describe('session requests', () => {
     } finally {
       await d.stop();
     }
+  });
+
+  describe('config versions', () => {
+    const dispatchedMetadata = async (roomName: string) => {
+      const listed = await livekitClients(stack).dispatch.listDispatch(roomName);
+      expect(listed.map((x) => x.agentName)).to.deep.equal([api.env.AGENT_NAME]);
+      return JSON.parse(listed[0]!.metadata) as { configVersion?: number };
+    };
+    const dispatched = (id: string) =>
+      until(async () => {
+        const g = await api.call('GET', `/api/sessions/${id}`);
+        return g.body.status === 'dispatched' ? g.body : undefined;
+      });
+
+    it("pins the agent's version at request time: the record and the job carry it, and the dispatch names it whatever the agent became since", async () => {
+      const asked = await api.call('POST', '/api/sessions', { agentId: '7' });
+      expect((await api.call('GET', `/api/sessions/${asked.body.sessionId}`)).body).to.include({ status: 'queued', configVersion: 1 });
+      expect((await queue.getJob(asked.body.sessionId))!.data.configVersion).to.equal(1);
+
+      expect((await api.call('PATCH', '/api/agents/7', { instructions: 'changed' })).body.version).to.equal(2);
+      const after = await api.call('POST', '/api/sessions', { agentId: '7' });
+      const named = await api.call('POST', '/api/sessions', { agentId: 7, version: 1 });
+      expect(named.status).to.equal(202);
+      expect((await api.call('GET', `/api/sessions/${after.body.sessionId}`)).body.configVersion).to.equal(2);
+      expect((await api.call('GET', `/api/sessions/${named.body.sessionId}`)).body.configVersion).to.equal(1);
+      expect((await queue.getJob(named.body.sessionId))!.data.configVersion).to.equal(1);
+
+      const d = await startTestDispatcher(api.env);
+      try {
+        for (const [s, version] of [
+          [asked.body, 1],
+          [after.body, 2],
+          [named.body, 1],
+        ] as const) {
+          expect((await dispatched(s.sessionId)).configVersion, s.sessionId).to.equal(version);
+          expect((await dispatchedMetadata(s.roomName)).configVersion, s.sessionId).to.equal(version);
+          await api.call('DELETE', `/api/sessions/${s.sessionId}`);
+        }
+      } finally {
+        await d.stop();
+      }
+    });
+
+    it('a session placed again (its agent never joined) keeps its version in the new dispatch', async () => {
+      const asked = (await api.call('POST', '/api/sessions', { agentId: '7' })).body;
+      await api.call('PATCH', '/api/agents/7', { instructions: 'changed' });
+      const d = await startTestDispatcher(api.env, { AGENT_JOIN_TIMEOUT: '2' });
+      try {
+        const first = await dispatched(asked.sessionId);
+        const again = await until(async () => {
+          const v = (await api.call('GET', `/api/sessions/${asked.sessionId}`)).body;
+          return v.redispatches === 1 ? v : undefined;
+        }, 15_000);
+        expect(again.dispatchId).to.be.a('string').and.not.equal(first.dispatchId);
+        const listed = (await livekitClients(stack).dispatch.listDispatch(asked.roomName)).filter((x) => x.id === again.dispatchId);
+        expect(JSON.parse(listed[0]!.metadata)).to.include({ configVersion: 1 });
+        expect(again.configVersion).to.equal(1);
+        await api.call('DELETE', `/api/sessions/${asked.sessionId}`);
+      } finally {
+        await d.stop();
+      }
+    });
+
+    it('a job queued without a version (before jobs carried one) is dispatched with the current version', async () => {
+      await api.call('PATCH', '/api/agents/7', { instructions: 'changed' });
+      const sessionId = newId('ses');
+      const roomName = `agent-7-room-${sessionId.slice(4, 20)}`;
+      await queue.add('session', { sessionId, agentId: '7', roomName, participantIdentity: 'old-client', requestedAt: new Date().toISOString() }, { jobId: sessionId });
+      const d = await startTestDispatcher(api.env);
+      try {
+        expect((await dispatched(sessionId)).configVersion).to.equal(2);
+        expect((await dispatchedMetadata(roomName)).configVersion).to.equal(2);
+        await api.call('DELETE', `/api/sessions/${sessionId}`);
+      } finally {
+        await d.stop();
+      }
+    });
+
+    it('an unknown version is a 404 naming `version` for one session and a 400 naming the item for a batch; a bad one is a 400; nothing is queued', async () => {
+      const one = await api.call('POST', '/api/sessions', { agentId: '7', version: 2 });
+      expect(one.status).to.equal(404);
+      expect(one.headers.get('content-type')).to.match(/problem\+json/);
+      expect(one.body.errors).to.deep.equal([{ field: 'version', message: 'no version 2 of this agent' }]);
+      for (const version of [0, 1.5, '1', -1]) {
+        const bad = await api.call('POST', '/api/sessions', { agentId: '7', version });
+        expect(bad.status, String(version)).to.equal(400);
+        expect(bad.body.errors.map((e: { field: string }) => e.field)).to.deep.equal(['version']);
+      }
+      const items = await api.call('POST', '/api/sessions/batch', { sessions: [{ agentId: '7', version: 1 }, { agentId: '7', version: 5 }, { agentId: '7' }] });
+      expect(items.status).to.equal(400);
+      expect(items.body.errors.map((e: { field: string }) => e.field)).to.deep.equal(['sessions.1.version']);
+      const counted = await api.call('POST', '/api/sessions/batch', { agentId: '7', count: 3, version: 5 });
+      expect(counted.status).to.equal(400);
+      expect(counted.body.errors.map((e: { field: string }) => e.field)).to.deep.equal(['version', 'version', 'version']);
+      expect(await jobCount()).to.equal(0);
+    });
+
+    it('batches pin versions per item: a named one, else the current one', async () => {
+      await api.call('PATCH', '/api/agents/7', { instructions: 'changed' });
+      const items = await api.call('POST', '/api/sessions/batch', { sessions: [{ agentId: '7', version: 1 }, { agentId: '7' }] });
+      expect(items.status).to.equal(202);
+      const counted = await api.call('POST', '/api/sessions/batch', { agentId: '7', count: 2, version: 1 });
+      expect(counted.status).to.equal(202);
+      const versions = async (ids: string[]) => Promise.all(ids.map(async (id) => (await api.call('GET', `/api/sessions/${id}`)).body.configVersion));
+      expect(await versions(items.body.sessionIds)).to.deep.equal([1, 2]);
+      expect(await versions(counted.body.sessionIds)).to.deep.equal([1, 1]);
+      const jobs = await Promise.all(counted.body.sessionIds.map((id: string) => queue.getJob(id)));
+      expect(jobs.map((j) => j!.data.configVersion)).to.deep.equal([1, 1]);
+    });
   });
 
   it('fails a queued session whose agent was deleted before dispatch', async () => {
