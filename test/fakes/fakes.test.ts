@@ -7,6 +7,7 @@
 import { request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
+import { PhraseRecognizer, UNKNOWN_TRANSCRIPT } from '../support/fakes/recognizer.js';
 import { initializeLogger, llm, stt, tts, voice } from '@livekit/agents';
 import * as deepgram from '@livekit/agents-plugin-deepgram';
 import * as openai from '@livekit/agents-plugin-openai';
@@ -174,6 +175,22 @@ describe('fake providers', function () {
       expect(fake.requests.transcriptionUploads[0]!.audioSeconds).to.be.closeTo(1, 0.01);
     });
 
+    it('with a recognizer, openai.STT gets what the uploaded speech says, and "unknown" for noise', async function () {
+      if (!hasEspeak()) throw new Error('espeak-ng is not installed: apt-get install -y espeak-ng sox');
+      fake.setRecognizer(new PhraseRecognizer(['turn on the lights', 'what time is it']));
+      try {
+        const recognizer = new openai.STT({ baseURL: fake.url, apiKey: 'test', useRealtime: false, model: 'whisper-1' });
+        const said = await recognizer.recognize(pcmToFrames(speechPcm('what time is it', 16000), 16000, 20));
+        expect(said.alternatives?.[0]?.text).to.equal('what time is it');
+        const speech = speechPcm('turn on the lights', 16000);
+        const noise = Int16Array.from({ length: speech.length }, () => Math.round((Math.random() * 2 - 1) * rms(speech) * 32768 * Math.sqrt(3)));
+        const heard = await recognizer.recognize(pcmToFrames(noise, 16000, 20));
+        expect(heard.alternatives?.[0]?.text).to.equal(UNKNOWN_TRANSCRIPT);
+      } finally {
+        fake.setRecognizer(undefined);
+      }
+    });
+
     it('answers errors in OpenAI’s shape (unknown path, bad key, injected failure)', async () => {
       const notFound = await fetch(`${fake.url}/nope`);
       expect(notFound.status).to.equal(404);
@@ -261,6 +278,27 @@ describe('fake providers', function () {
       const events = await collectUntil(stream, isSecondEnd, 15_000);
       const finals = events.filter((e) => e.type === stt.SpeechEventType.FINAL_TRANSCRIPT).map((e) => e.alternatives?.[0]?.text);
       expect(finals).to.deep.equal(['hello there how are you today', 'goodbye']);
+      stream.close();
+    });
+
+    it('with a recognizer, transcribes what the audio says: each phrase as itself, noise just as loud and an unknown phrase as "unknown"', async function () {
+      if (!hasEspeak()) throw new Error('espeak-ng is not installed: apt-get install -y espeak-ng sox');
+      const phrases = ['book a table for two tonight', 'tell me a short story'];
+      const rec = new PhraseRecognizer(phrases);
+      fake.setRecognizer(rec);
+      const speech = phrases.map((p) => speechPcm(p, 16000));
+      // White noise as loud as the speech: loud enough for any RMS gate, but not speech.
+      const noise = Int16Array.from({ length: speech[0]!.length }, () => Math.round((Math.random() * 2 - 1) * rms(speech[0]!) * 32768 * Math.sqrt(3)));
+      expect(rms(noise)).to.be.closeTo(rms(speech[0]!), 0.02);
+      const gap = silencePcm(0.8, 16000);
+      const audio = concatPcm(silencePcm(0.2, 16000), speech[1]!, gap, noise, gap, speechPcm('please call my mother now', 16000), gap, speech[0]!, silencePcm(1.2, 16000));
+      const recognizer = new deepgram.STT({ baseUrl: fake.url, apiKey: 'dg-key' });
+      const stream = recognizer.stream();
+      for (const f of pcmToFrames(audio, 16000)) stream.pushFrame(f);
+      let ends = 0;
+      const events = await collectUntil(stream, (e) => e.type === stt.SpeechEventType.END_OF_SPEECH && ++ends === 4, 20_000);
+      const finals = events.filter((e) => e.type === stt.SpeechEventType.FINAL_TRANSCRIPT).map((e) => e.alternatives?.[0]?.text);
+      expect(finals).to.deep.equal([phrases[1], UNKNOWN_TRANSCRIPT, UNKNOWN_TRANSCRIPT, phrases[0]]);
       stream.close();
     });
 

@@ -37,6 +37,8 @@ export class TestUser {
   /** When agent audio louder than the floor was first heard (ms). */
   firstAgentAudioAt: number | undefined;
   loudestAgentAudio = 0;
+  /** Every received agent audio frame: when it arrived (ms) and whether it was audible. */
+  readonly agentAudio: { at: number; audible: boolean }[] = [];
   private constructor(readonly room: Room) {}
 
   private mic: { source: AudioSource; sampleRate: number } | undefined;
@@ -73,7 +75,9 @@ export class TestUser {
       void (async () => {
         for await (const frame of new AudioStream(track)) {
           const level = rms(new Int16Array(frame.data.buffer, frame.data.byteOffset, frame.data.length));
-          if (level > AUDIBLE && user.firstAgentAudioAt === undefined) user.firstAgentAudioAt = Date.now();
+          const at = Date.now();
+          if (level > AUDIBLE && user.firstAgentAudioAt === undefined) user.firstAgentAudioAt = at;
+          user.agentAudio.push({ at, audible: level > AUDIBLE });
           user.loudestAgentAudio = Math.max(user.loudestAgentAudio, level);
         }
       })().catch(() => undefined);
@@ -116,6 +120,31 @@ export class TestUser {
   /** Agents in the room now. */
   get agentsPresent(): string[] {
     return this.agents.filter((a) => a.leftAt === undefined).map((a) => a.identity);
+  }
+
+  /** Milliseconds of audible agent audio received in [from, to) (10 ms frames). */
+  audibleMs(from: number, to = Infinity): number {
+    let ms = 0;
+    for (let i = 1; i < this.agentAudio.length; i++) {
+      const f = this.agentAudio[i]!;
+      if (f.audible && f.at >= from && f.at < to) ms += Math.min(20, f.at - this.agentAudio[i - 1]!.at) || 10;
+    }
+    return ms;
+  }
+
+  /** When agent audio was first audible at or after `from`. */
+  firstAudibleAt(from: number): number | undefined {
+    return this.agentAudio.find((f) => f.audible && f.at >= from)?.at;
+  }
+
+  /** When agent audio was last audible in [from, to). */
+  lastAudibleAt(from: number, to = Infinity): number | undefined {
+    for (let i = this.agentAudio.length - 1; i >= 0; i--) {
+      const f = this.agentAudio[i]!;
+      if (f.at < to && f.at >= from && f.audible) return f.at;
+      if (f.at < from) return undefined;
+    }
+    return undefined;
   }
 
   said(text: string): boolean {

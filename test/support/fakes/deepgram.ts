@@ -36,9 +36,16 @@ import { createWsServer, rejectUpgrade, WS_OPEN, type WsSocket } from './ws.js';
 
 export type TranscriptSpec = string | ((utteranceIndex: number) => string);
 
+/** Names what an utterance's audio says (recognizer.ts): the transcript then depends on what was sent. */
+export interface SpeechRecognizer {
+  recognize(pcm: Int16Array, sampleRate: number): string;
+}
+
 export interface FakeDeepgramOptions {
   /** Final transcript of each utterance (or a function of its 0-based index). Default DEFAULT_DEEPGRAM_TRANSCRIPT. */
   transcript?: TranscriptSpec;
+  /** When set, an utterance's transcript is what this recognizes in its audio, instead of `transcript`. */
+  recognizer?: SpeechRecognizer;
   /** When set, connections must carry `Authorization: Token <apiKey>` (or Bearer), else HTTP 401. */
   apiKey?: string;
   /** Loud audio needed before an utterance counts as speech (default 0.5 s). */
@@ -94,6 +101,8 @@ export interface FakeDeepgram {
   readonly listens: DeepgramListenConnection[];
   readonly speaks: DeepgramSpeakConnection[];
   setTranscript(text: TranscriptSpec): void;
+  /** Transcripts from the audio itself from now on (undefined: back to the scripted ones). */
+  setRecognizer(r: SpeechRecognizer | undefined): void;
   /** Closes every open websocket with `code` (default 1011), as a server crash would. */
   dropConnections(code?: number): void;
   close(): Promise<void>;
@@ -133,6 +142,8 @@ class ListenSession {
   private lastVoicedEnd = 0;
   private interimSent = false;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** The current utterance's audio, loud and quiet windows alike, for a recognizer. */
+  private uttAudio: Int16Array[] = [];
 
   constructor(
     private readonly ws: WsSocket,
@@ -183,6 +194,7 @@ class ListenSession {
     const t0 = this.cursor;
     this.cursor += dur;
     const loud = rms(pcm) >= (this.opts.speechRmsThreshold ?? 0.01);
+    if (this.state === 'speaking' || loud) this.uttAudio.push(pcm);
     if (loud) {
       this.silenceRun = 0;
       this.lastVoicedEnd = this.cursor;
@@ -191,6 +203,7 @@ class ListenSession {
         this.uttStart = t0;
         this.voiced = 0;
         this.interimSent = false;
+        this.uttAudio = [];
         if (this.record.query.get('vad_events') === 'true') {
           this.send({ type: 'SpeechStarted', channel: [0, 1], timestamp: round(t0) });
         }
@@ -198,7 +211,8 @@ class ListenSession {
       if (this.state === 'speaking') {
         this.voiced += dur;
         const minSpeech = this.opts.minSpeechSeconds ?? 0.5;
-        if (!this.interimSent && this.voiced >= minSpeech && this.record.query.get('interim_results') === 'true') {
+        // A recognizer names an utterance only once it is whole: no interim guess then.
+        if (!this.interimSent && !this.server.recognizer && this.voiced >= minSpeech && this.record.query.get('interim_results') === 'true') {
           this.interimSent = true;
           const text = this.server.transcriptFor(this.server.utteranceIndex);
           const tokens = text.split(/\s+/).filter(Boolean);
@@ -241,7 +255,7 @@ class ListenSession {
     const isSpeech = this.voiced >= (this.opts.minSpeechSeconds ?? 0.5);
     const end = Math.max(this.lastVoicedEnd, this.uttStart);
     if (isSpeech) {
-      const text = this.server.transcriptFor(this.server.utteranceIndex++);
+      const text = this.server.transcribe(this.uttAudio, this.record.sampleRate);
       this.sendResults(text, true, true, end, fromFinalize);
       this.server.finals.push(text);
       if (this.record.query.has('utterance_end_ms')) {
@@ -396,10 +410,26 @@ class FakeDeepgramServer {
 
   constructor(readonly options: FakeDeepgramOptions) {
     this.transcript = options.transcript ?? DEFAULT_DEEPGRAM_TRANSCRIPT;
+    this.recognizer = options.recognizer;
   }
 
   setTranscript(t: TranscriptSpec): void {
     this.transcript = t;
+  }
+
+  recognizer: SpeechRecognizer | undefined;
+
+  /** The final transcript of an utterance: recognized from its audio, or the next scripted one. */
+  transcribe(audio: Int16Array[], sampleRate: number): string {
+    if (!this.recognizer) return this.transcriptFor(this.utteranceIndex++);
+    this.utteranceIndex++;
+    const pcm = new Int16Array(audio.reduce((n, a) => n + a.length, 0));
+    let off = 0;
+    for (const a of audio) {
+      pcm.set(a, off);
+      off += a.length;
+    }
+    return this.recognizer.recognize(pcm, sampleRate);
   }
 
   transcriptFor(i: number): string {
@@ -440,7 +470,7 @@ class FakeDeepgramServer {
         if (rms(pcm.subarray(off, off + win)) >= (this.options.speechRmsThreshold ?? 0.01)) loud += win / sampleRate;
       }
       const duration = pcm.length / sampleRate;
-      const transcript = loud >= (this.options.minSpeechSeconds ?? 0.5) ? this.transcriptFor(this.utteranceIndex++) : '';
+      const transcript = loud >= (this.options.minSpeechSeconds ?? 0.5) ? this.transcribe([pcm], sampleRate) : '';
       if (transcript) this.finals.push(transcript);
       sendJson(res, 200, {
         metadata: {
@@ -532,6 +562,9 @@ export async function startFakeDeepgram(opts: FakeDeepgramOptions = {}): Promise
     },
     setTranscript(t) {
       state.setTranscript(t);
+    },
+    setRecognizer(r) {
+      state.recognizer = r;
     },
     dropConnections(code = 1011) {
       for (const ws of wss.clients) ws.close(code);

@@ -87,6 +87,8 @@ export interface FakeOpenAIOptions {
   reply?: ChatReplySpec;
   /** Text returned by /audio/transcriptions; default DEFAULT_TRANSCRIPTION. */
   transcription?: string;
+  /** When set, /audio/transcriptions answers what this recognizes in the uploaded WAV instead. */
+  recognizer?: { recognize(pcm: Int16Array, sampleRate: number): string };
   /** When set, requests must carry `Authorization: Bearer <apiKey>` (else 401 invalid_api_key). */
   apiKey?: string;
   /** Pause between SSE chunks, ms (default 5) — the reply arrives as a real stream. */
@@ -116,6 +118,8 @@ export interface FakeOpenAI {
   readonly authHeaders: string[];
   setReply(reply: ChatReplySpec): void;
   setTranscription(text: string): void;
+  /** Transcriptions from the uploaded audio itself from now on (undefined: back to the fixed text). */
+  setRecognizer(r: FakeOpenAIOptions['recognizer']): void;
   /** The next `count` requests (any endpoint) answer `status` with an OpenAI error body. */
   failNext(status: number, count?: number): void;
   close(): Promise<void>;
@@ -185,6 +189,7 @@ function estimateTokens(s: string): number {
 export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<FakeOpenAI> {
   let reply: ChatReplySpec = opts.reply ?? DEFAULT_CHAT_REPLY;
   let transcription = opts.transcription ?? DEFAULT_TRANSCRIPTION;
+  let recognizer = opts.recognizer;
   const chunkDelayMs = opts.chunkDelayMs ?? 5;
   const models = opts.models ?? ['gpt-4o-mini'];
   const requests: FakeOpenAIRequests = { chat: [], speech: [], transcriptions: 0, transcriptionUploads: [], models: 0 };
@@ -414,9 +419,11 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
       return;
     }
     let audioSeconds: number | undefined;
+    let text = transcription;
     try {
       const wav = parseWav(file.data);
       audioSeconds = wav.pcm.length / wav.sampleRate;
+      if (recognizer) text = recognizer.recognize(wav.pcm, wav.sampleRate);
     } catch {
       // not a WAV: fine, the real API takes many formats
     }
@@ -429,14 +436,14 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
     const format = fields.response_format ?? 'json';
     if (format === 'text') {
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(transcription);
+      res.end(text);
       return;
     }
     if (format === 'verbose_json') {
-      sendJson(res, 200, { task: 'transcribe', language: fields.language ?? 'english', duration: audioSeconds ?? 0, text: transcription, segments: [] });
+      sendJson(res, 200, { task: 'transcribe', language: fields.language ?? 'english', duration: audioSeconds ?? 0, text: text, segments: [] });
       return;
     }
-    sendJson(res, 200, { text: transcription, usage: { type: 'duration', seconds: Math.ceil(audioSeconds ?? 0) } });
+    sendJson(res, 200, { text: text, usage: { type: 'duration', seconds: Math.ceil(audioSeconds ?? 0) } });
   }
 
   const { server, port } = await listenLocal((req, res) => {
@@ -455,6 +462,9 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
     },
     setTranscription(t) {
       transcription = t;
+    },
+    setRecognizer(r) {
+      recognizer = r;
     },
     failNext(status, count = 1) {
       for (let i = 0; i < count; i++) failures.push(status);
