@@ -1,6 +1,6 @@
 import express, { type Express, type Router } from 'express';
 import helmet from 'helmet';
-import type { ApiConfig } from '../common/config.js';
+import { adminApiKeys, type ApiConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import type { Connection } from '../common/mongo.js';
 import type { Redis } from '../common/redis.js';
@@ -11,7 +11,10 @@ import { batchRoutes } from './batches/routes.js';
 import type { IdempotencyKeys } from './sessions/idempotency.js';
 import { sessionRoutes } from './sessions/routes.js';
 import type { SessionService } from './sessions/service.js';
-import { requireApiKey } from './http/auth.js';
+import { requireAdminKey, requireApiKey } from './http/auth.js';
+import { ProviderCheck } from './agents/provider-check.js';
+import { docsPage } from './docs/docs-page.js';
+import { QUEUES_BOARD_PATH } from './admin/queues-board.js';
 import type { ApiMetrics } from './http/metrics.js';
 import { jsonBody } from './http/json-body.js';
 import { rateLimit } from './http/rate-limit.js';
@@ -34,6 +37,8 @@ export interface ApiDeps {
   capacity?: WorkerCapacity;
   /** The JSON summary behind GET /api/metrics. */
   summary(): Promise<unknown>;
+  /** Bull Board over the queues (api/admin/queues-board.ts), mounted behind the admin key. */
+  queuesBoard?: Router;
 }
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
@@ -65,6 +70,8 @@ export function createApp(d: ApiDeps): Express {
     res.json(description);
   });
 
+  app.use(docsPage());
+
   // `/health` is the original service's path: callers of that one keep working.
   app.get(['/healthz', '/health'], (_req, res) => {
     res.json({ status: 'ok' });
@@ -86,11 +93,17 @@ export function createApp(d: ApiDeps): Express {
     sendProblem(res, 503, 'not-ready', 'Service unavailable', missing.join(', '), { redis, mongo, ...(workers ? { workers } : {}) });
   });
 
+  const adminKeys = adminApiKeys(d.config);
+  if (d.queuesBoard && adminKeys.length > 0) app.use(QUEUES_BOARD_PATH, requireAdminKey(adminKeys), d.queuesBoard);
+  else {
+    app.use(QUEUES_BOARD_PATH, (_req, res) => sendProblem(res, 404, 'not-found', 'Not found', 'the queue dashboard is off: set ADMIN_API_KEYS'));
+  }
+
   // Signed by LiveKit, not by an API key: mounted before the key check.
   app.use('/api/livekit/webhook', d.webhooks);
   app.use('/api', requireApiKey(d.config.API_KEYS));
   app.use('/api', rateLimit({ redis: d.limits, prefix: d.config.QUEUE_PREFIX, points: d.config.API_RATE_LIMIT, durationSeconds: d.config.API_RATE_WINDOW }));
-  app.use('/api/agents', ...jsonBody(d.config.BODY_LIMIT), agentRoutes(d.registry));
+  app.use('/api/agents', ...jsonBody(d.config.BODY_LIMIT), agentRoutes(d.registry, new ProviderCheck(d.capacity)));
   app.use('/api/sessions/batch', ...jsonBody(d.config.BATCH_BODY_LIMIT));
   app.use('/api/sessions', ...jsonBody(d.config.BODY_LIMIT), sessionRoutes(d.sessions, d.idempotency));
   app.use('/api/batches', batchRoutes(d.sessions));

@@ -52,7 +52,7 @@ export function openApiDocument() {
       },
     },
     paths: {
-      '/api/agents/register': { post: op('Create or replace an agent (201 created, 200 updated)', 'AgentConfig', { 200: { description: 'updated' }, 201: { description: 'created' } }) },
+      '/api/agents/register': { post: op('Create or replace an agent (201 created, 200 updated); `warnings` when no running worker can serve its providers', 'AgentConfig', { 200: { description: 'updated' }, 201: { description: 'created' } }) },
       '/api/agents': { get: { ...op('List agents'), parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer' } }, { name: 'cursor', in: 'query', schema: { type: 'string' } }] } },
       '/api/agents/{id}': {
         parameters: [idParam('id')],

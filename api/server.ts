@@ -7,6 +7,8 @@ import { connectMongo } from '../common/mongo.js';
 import { createRedis, redisReady } from '../common/redis.js';
 import { livekitClients } from '../common/livekit.js';
 import { checksQueue, enqueueRecovery, sessionsQueue } from '../common/queue.js';
+import { callbacksQueue } from '../common/callbacks.js';
+import { queuesBoard } from './admin/queues-board.js';
 import { WorkerCapacity } from '../common/workers/capacity.js';
 import { sessionRecords } from '../common/sessions/index.js';
 import { AgentRegistry } from './agents/registry.js';
@@ -75,8 +77,12 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
   // Every request asks it once: commands issued in the same tick go out as one write.
   const limits = createRedis(config.REDIS_URL, 'fail-fast', { enableAutoPipelining: true });
 
+  // The board reads through queues of its own, so it cannot disturb the ones the service adds jobs to.
+  const boardQueues = [sessionsQueue(redis, config.QUEUE_PREFIX), checksQueue(redis, config.QUEUE_PREFIX), callbacksQueue(redis, config.QUEUE_PREFIX)];
+  for (const q of boardQueues) q.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
   const app = createApp({ config, logger: log, redis, limits, mongo, registry, sessions, idempotency, webhooks, metrics, capacity,
     summary: () => dashboardSummary(store, queue),
+    queuesBoard: queuesBoard(boardQueues),
   });
   // Fail-fast clients refuse commands until connected: without this wait the first
   // requests after start would meet a "down" Redis (and the rate limiter would count
@@ -102,6 +108,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
       await queue.close();
       await checks.close();
       await callbacks.close();
+      await Promise.all(boardQueues.map((q) => q.close()));
       closeResolver();
       redis.disconnect();
       limits.disconnect();

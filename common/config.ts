@@ -8,6 +8,7 @@ import { z } from 'zod';
 
 export const DEV_LIVEKIT_API_KEY = 'devkey-livekit-api-key-2024';
 export const DEV_LIVEKIT_API_SECRET = 'devkey-livekit-api-secret-2024-min-32-chars';
+export const DEV_ADMIN_API_KEY = 'dev-admin-key';
 
 const url = (protocols: string[]) =>
   z.string().refine(
@@ -89,6 +90,12 @@ export const apiEnv = {
     .transform((v) => v.split(',').map((k) => k.trim()).filter(Boolean))
     .pipe(z.array(z.string().min(8, 'each key at least 8 characters')).min(1, 'at least one key'))
     .describe('comma-separated bearer keys accepted on /api (dev default: dev-api-key)'),
+  ADMIN_API_KEYS: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined ? undefined : v.split(',').map((k) => k.trim()).filter(Boolean)))
+    .pipe(z.array(z.string().min(8, 'each key at least 8 characters')).min(1, 'at least one key').optional())
+    .describe(`comma-separated keys for the queue dashboard /admin/queues (Bearer, or the password of HTTP Basic); unset: ${DEV_ADMIN_API_KEY} outside production, the dashboard disabled with NODE_ENV=production`),
   API_RATE_LIMIT: int(1, 10_000_000).default(2000).describe('requests per API key per API_RATE_WINDOW seconds; over it: 429 with Retry-After'),
   API_RATE_WINDOW: int(1, 3600).default(1).describe('seconds of the per-key rate limit window'),
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/, 'a size such as 256kb or 1mb').default('256kb').describe('largest JSON body accepted'),
@@ -160,7 +167,18 @@ const DEV_DEFAULTS: Record<string, string | string[]> = {
   LIVEKIT_API_KEY: DEV_LIVEKIT_API_KEY,
   LIVEKIT_API_SECRET: DEV_LIVEKIT_API_SECRET,
   API_KEYS: ['dev-api-key'],
+  ADMIN_API_KEYS: [DEV_ADMIN_API_KEY],
 };
+
+/**
+ * The keys that open /admin/queues: ADMIN_API_KEYS, else the development key
+ * outside production; none (the dashboard is off) in production without it,
+ * so an unset variable never leaves it open with a known key.
+ */
+export function adminApiKeys(config: { NODE_ENV: string; ADMIN_API_KEYS?: string[] }): string[] {
+  if (config.ADMIN_API_KEYS) return config.ADMIN_API_KEYS;
+  return config.NODE_ENV === 'production' ? [] : [DEV_ADMIN_API_KEY];
+}
 
 /**
  * Parses `env` against `shape`. Throws a ConfigError whose message is one line

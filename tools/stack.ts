@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import { apiEnv, loadConfig } from '../common/config.js';
 import { ROOT } from './lib/paths.js';
 import { servicesDown, servicesUp, stackEnv } from './lib/services.js';
+import { startBanner } from './lib/banner.js';
 
 const APPS = [
   { name: 'api', entry: 'api/main.ts', args: [] as string[] },
@@ -85,6 +86,5 @@ async function announceReady() {
     if (ready) break;
     await new Promise((r) => setTimeout(r, 250));
   }
-  const key = process.env.API_KEYS ? '(a key from API_KEYS)' : `Authorization: Bearer ${config.API_KEYS[0]}`;
-  console.log(`${'stack'.padEnd(width)} | ready: API ${api} (${key}), LiveKit ${config.LIVEKIT_URL}; an agent worker takes jobs`);
+  for (const line of startBanner(process.env)) console.log(`${'stack'.padEnd(width)} | ${line}`);
 }

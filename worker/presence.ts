@@ -2,6 +2,7 @@ import os from 'node:os';
 import type { AgentServer } from '@livekit/agents';
 import type { Logger } from '../common/logger.js';
 import { HEARTBEAT_INTERVAL_MS, type WorkerCapacity, type WorkerInfo } from '../common/workers/capacity.js';
+import type { Provider } from '../common/workers/providers.js';
 import type { CpuGuard } from './cpu-guard.js';
 import type { Sizing } from './sizing.js';
 
@@ -32,7 +33,7 @@ export class WorkerPresence {
 
   constructor(
     readonly id: string,
-    private readonly o: { capacity: WorkerCapacity; sizing: Sizing; guard: CpuGuard; log: Logger },
+    private readonly o: { capacity: WorkerCapacity; sizing: Sizing; guard: CpuGuard; log: Logger; providers?: Provider[] },
   ) {}
 
   /** Starts beating once the agent server is registered with LiveKit. */
@@ -81,6 +82,7 @@ export class WorkerPresence {
       ready: this.everWarm && !this.draining,
       host: os.hostname(),
       pid: process.pid,
+      ...(this.o.providers ? { providers: this.o.providers } : {}),
     };
   }
 

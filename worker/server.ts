@@ -10,6 +10,7 @@ import { setRtcLogLevel } from '../common/rtc-log.js';
 import { createRedis, type Redis, redisReady } from '../common/redis.js';
 import { Placements } from '../common/sessions/index.js';
 import { WorkerCapacity } from '../common/workers/capacity.js';
+import { configuredProviders, missingProvidersWarning } from '../common/workers/providers.js';
 import { AutomaticRooms } from './automatic-rooms.js';
 import { CpuGuard } from './cpu-guard.js';
 import { jobRequestHandler } from './job-request.js';
@@ -77,7 +78,10 @@ export async function startWorker(mode: WorkerMode): Promise<RunningWorker> {
     log.warn({ cpu: guard.average, threshold: config.WORKER_LOAD_THRESHOLD }, on ? 'CPU guard on: taking no new jobs' : 'CPU guard off: taking jobs again');
     presence.changed();
   });
-  const presence = new WorkerPresence(id, { capacity, sizing, guard, log });
+  const providers = configuredProviders(config);
+  const missing = missingProvidersWarning(providers);
+  if (missing) log.warn({ providers }, missing);
+  const presence = new WorkerPresence(id, { capacity, sizing, guard, log, providers });
   // Before the agent server forks job processes: they inherit where to report.
   const metrics = await startMetricsServer(config.WORKER_HOST, config.WORKER_METRICS_PORT, (e) => presence.onJobEvent(e));
   log.info({ metricsPort: metrics.port }, 'worker metrics listening');

@@ -4,17 +4,20 @@ import { rollbackBody } from '../../common/agents/index.js';
 import { parseOrThrow } from '../../common/validate.js';
 import { pageQuery, parseQuery } from '../http/query.js';
 import type { AgentRegistry } from './registry.js';
+import type { ProviderCheck } from './provider-check.js';
 
 const versionParam = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const versionsQuery = pageQuery.extend({ cursor: versionParam.optional() });
 
 /** Agent-Builder's calls: thin handlers over the registry. */
-export function agentRoutes(registry: AgentRegistry): Router {
+export function agentRoutes(registry: AgentRegistry, providers?: ProviderCheck): Router {
   const r = Router();
 
   r.post('/register', async (req, res) => {
     const { config, created } = await registry.register(req.body);
-    res.status(created ? 201 : 200).location(`/api/agents/${encodeURIComponent(config.id)}`).json(config);
+    // Allowed all the same; `warnings` appears only when there is something to say.
+    const warnings = (await providers?.warnings(config)) ?? [];
+    res.status(created ? 201 : 200).location(`/api/agents/${encodeURIComponent(config.id)}`).json(warnings.length ? { ...config, warnings } : config);
   });
 
   r.get('/', async (req, res) => {

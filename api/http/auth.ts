@@ -28,3 +28,28 @@ export function requireApiKey(keys: string[]): RequestHandler {
     next();
   };
 }
+
+/**
+ * The operators' key for /admin: `Authorization: Bearer <key>`, or HTTP Basic
+ * with the key as password (any user name), which is what a browser can send
+ * to a dashboard page and the calls it makes. No credentials: 401 with a Basic
+ * challenge, so the browser asks; a wrong key: 403.
+ */
+export function requireAdminKey(keys: string[]): RequestHandler {
+  const known = keys.map(digest);
+  return (req, res, next) => {
+    const header = req.headers.authorization ?? '';
+    const bearer = /^Bearer ([^\s]+)$/i.exec(header)?.[1];
+    const basic = /^Basic ([A-Za-z0-9+/=]+)$/i.exec(header)?.[1];
+    const given = bearer ?? (basic ? Buffer.from(basic, 'base64').toString('utf8').replace(/^[^:]*:/, '') : undefined);
+    if (!given) {
+      res.setHeader('WWW-Authenticate', 'Basic realm="agent-runtime admin", charset="UTF-8"');
+      return sendProblem(res, 401, 'unauthorized', 'Unauthorized', 'send the admin key (ADMIN_API_KEYS) as Bearer, or as the password of HTTP Basic');
+    }
+    const d = digest(given);
+    let ok = false;
+    for (const k of known) ok = timingSafeEqual(k, d) || ok;
+    if (!ok) return sendProblem(res, 403, 'forbidden', 'Forbidden', 'the admin key is not valid');
+    next();
+  };
+}

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { luaScript } from '../redis.js';
+import type { Provider } from './providers.js';
 
 /**
  * Worker capacity, shared through Redis. Every worker beats every
@@ -56,6 +57,8 @@ export interface WorkerInfo {
   ready: boolean;
   host: string;
   pid: number;
+  /** Providers whose keys this worker has (common/workers/providers.ts); absent from workers older than it. */
+  providers?: Provider[];
 }
 
 // ARGV: worker id, now, free slots, info, channel, then the sessions it holds (re-asserted, so a sweep

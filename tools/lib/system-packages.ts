@@ -8,6 +8,7 @@ const NEEDED: Record<string, string> = {
   promtool: 'prometheus',
   'espeak-ng': 'espeak-ng',
   sox: 'sox',
+  chromium: 'chromium',
 };
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
