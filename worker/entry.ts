@@ -7,6 +7,7 @@ import type { Turn } from '../common/sessions/index.js';
 import { BitHumanAvatar, BITHUMAN_IDENTITY } from './avatar/bithuman.js';
 import type { WorkerDeps } from './deps.js';
 import { jobTarget } from './job-target.js';
+import type { TurnPart } from './metrics.js';
 import { JobSessionRecord } from './session-record.js';
 import { instructionsFor, pipelineFor } from './pipeline.js';
 import { LatestFrame, RuntimeAgent } from './vision.js';
@@ -22,6 +23,8 @@ export interface JobEvents {
   onFailed?(reason: string): void;
   onAvatar?(result: AvatarResult): void;
   onStage?(stage: 'job_received' | 'session_started', secondsSinceRequest: number): void;
+  /** An answered user turn: voice-to-voice seconds and its measured parts. */
+  onTurn?(seconds: number, parts: Partial<Record<TurnPart, number>>): void;
 }
 
 /** The conversation so far, as the new agent's context: it goes on from there. */
@@ -98,6 +101,23 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   log.info('room connected');
 
   const session = new voice.AgentSession(pipeline);
+  // Each answer's voice-to-voice latency, as the agent session measures it: the user's end of speech (VAD) to
+  // the agent's first audio out, with the user turn's end-of-utterance wait and the answer's first LLM token and TTS audio.
+  let endOfTurn: number | undefined;
+  session.on(voice.AgentSessionEventTypes.ConversationItemAdded, (ev) => {
+    const item = ev.item;
+    if (item.type !== 'message') return;
+    if (item.role === 'user') endOfTurn = item.metrics.endOfTurnDelay;
+    else if (item.role === 'assistant' && item.metrics.e2eLatency !== undefined) {
+      const m = item.metrics;
+      const parts: Partial<Record<TurnPart, number>> = {};
+      if (endOfTurn !== undefined) parts.end_of_turn = endOfTurn;
+      if (m.llmNodeTtft !== undefined) parts.llm_ttft = m.llmNodeTtft;
+      if (m.ttsNodeTtfb !== undefined) parts.tts_ttfb = m.ttsNodeTtfb;
+      events.onTurn?.(m.e2eLatency!, parts);
+      endOfTurn = undefined;
+    }
+  });
   if (sessionId) {
     session.on(voice.AgentSessionEventTypes.ConversationItemAdded, (ev) => {
       const item = ev.item;

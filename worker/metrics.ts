@@ -23,7 +23,13 @@ export type JobEvent =
   | { type: 'ended'; agentId: string; jobId?: string }
   | { type: 'failed'; reason: string }
   | { type: 'avatar'; result: AvatarResult }
-  | { type: 'stage'; stage: Stage; seconds: number };
+  | { type: 'stage'; stage: Stage; seconds: number }
+  /** One answered user turn: the user stopped speaking → the agent started, and the parts of it that are known. */
+  | { type: 'turn'; seconds: number; parts: Partial<Record<TurnPart, number>> };
+
+/** The parts of a turn's latency the agent session measures (seconds). */
+export type TurnPart = 'end_of_turn' | 'llm_ttft' | 'tts_ttfb';
+export const TURN_PARTS: readonly TurnPart[] = ['end_of_turn', 'llm_ttft', 'tts_ttfb'];
 
 export function workerRegistry() {
   const registry = processRegistry('worker');
@@ -46,6 +52,21 @@ export function workerRegistry() {
   const cache = new client.Counter({ name: 'agent_runtime_config_cache_total', help: 'Config resolutions by tier (lru and redis are hits, mongo a miss)', labelNames: ['tier'], registers: [registry] });
   const active = new client.Gauge({ name: 'agent_runtime_worker_active_sessions', help: 'Agent sessions running on this worker, by agent', labelNames: ['agent_id'], registers: [registry] });
   const avatars = new client.Counter({ name: 'agent_runtime_avatar_starts_total', help: 'Avatar starts by result (avatar_not_configured: no BITHUMAN_API_SECRET, none asked for)', labelNames: ['result'], registers: [registry] });
+  // Voice-to-voice: what a user waits for an answer. Sub-second buckets, where a runtime's own share lands.
+  const turnBuckets = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 2, 3, 5, 10];
+  const turns = new client.Histogram({
+    name: 'agent_runtime_turn_latency_seconds',
+    help: 'Voice-to-voice latency of each answered turn: the user stopped speaking (VAD) → the agent started speaking',
+    buckets: turnBuckets,
+    registers: [registry],
+  });
+  const turnParts = new client.Histogram({
+    name: 'agent_runtime_turn_part_seconds',
+    help: 'Parts of a turn\'s latency: end_of_turn (end-of-utterance wait), llm_ttft (first LLM token), tts_ttfb (first TTS audio)',
+    labelNames: ['part'],
+    buckets: turnBuckets,
+    registers: [registry],
+  });
   const resumed = new client.Counter({
     name: 'agent_runtime_worker_sessions_resumed_total',
     help: 'Agent sessions that continued a conversation whose earlier agent died (instead of greeting)',
@@ -57,6 +78,7 @@ export function workerRegistry() {
   for (const stage of ['job_accepted', 'job_received', 'session_started'] as const) stages.zero({ stage });
   for (const tier of ['lru', 'redis', 'mongo']) cache.inc({ tier }, 0);
   for (const result of ['started', 'failed', 'avatar_not_configured'] as const) avatars.inc({ result }, 0);
+  for (const part of TURN_PARTS) turnParts.zero({ part });
 
   const apply = (e: JobEvent) => {
     switch (e.type) {
@@ -86,6 +108,10 @@ export function workerRegistry() {
         break;
       case 'stage':
         stages.observe({ stage: e.stage }, e.seconds);
+        break;
+      case 'turn':
+        turns.observe(e.seconds);
+        for (const part of TURN_PARTS) if (e.parts[part] !== undefined) turnParts.observe({ part }, e.parts[part]!);
         break;
     }
   };
@@ -175,5 +201,6 @@ export function sinkEvents(): JobEvents & { warm(): void; received(jobId: string
     onFailed: (reason) => send({ type: 'failed', reason }),
     onAvatar: (result) => send({ type: 'avatar', result }),
     onStage: (stage, seconds) => send({ type: 'stage', stage, seconds }),
+    onTurn: (seconds, parts) => send({ type: 'turn', seconds, parts }),
   };
 }

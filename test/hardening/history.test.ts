@@ -80,7 +80,7 @@ describe('session history: running sessions in Redis, history in MongoDB', funct
     }
   });
 
-  it('when MongoDB stops for 20 s while a 1,000-session batch dispatches, then every session is dispatched once meanwhile and the history is complete after it is back', async () => {
+  it('when MongoDB stops for 40 s while a 1,000-session batch dispatches, then every session is dispatched once meanwhile and the history is complete after it is back', async () => {
     const mongo = await OwnMongo.start();
     const api = await startTestApi({ MONGODB_URI: mongo.uri });
     let dispatcher: RunningDispatcher | undefined;
@@ -99,20 +99,21 @@ describe('session history: running sessions in Redis, history in MongoDB', funct
       const downAt = Date.now();
       await mongo.down();
 
-      // The hot path never waits on MongoDB: the whole batch is dispatched while it is away.
+      // The hot path never waits on MongoDB: the whole batch is dispatched while it is away (alone in about ten
+      // seconds; the full suite on two cores has taken three times that).
       let seen: Record<string, number> = {};
       await until(async () => {
         seen = await statuses(api, ids);
         return seen.dispatched === 1000;
-      }, 18_000, 250).catch((err) => {
+      }, 38_000, 250).catch((err) => {
         throw new Error(`${(err as Error).message}; statuses while MongoDB is down: ${JSON.stringify(seen)}`);
       });
-      expect(Date.now() - downAt, 'dispatched before MongoDB came back').to.be.below(20_000);
+      expect(Date.now() - downAt, 'dispatched before MongoDB came back').to.be.below(40_000);
       // The operator sees the history fall behind while MongoDB is away...
       const during = await lag();
       expect(during.unwritten).to.equal(1000);
       expect(during.seconds).to.be.above(1);
-      await sleep(Math.max(0, 20_000 - (Date.now() - downAt)));
+      await sleep(Math.max(0, 40_000 - (Date.now() - downAt)));
       await mongo.up();
       // ...and catch up by itself once it is back.
       await until(async () => (await lag()).unwritten === 0, 30_000, 250);

@@ -180,6 +180,9 @@ describe('grafana dashboards', () => {
       expect(find(/cache hit ratio/i)).to.include('agent_runtime_config_cache_total').and.to.include('tier');
       expect(find(/worker capacity/i)).to.include('agent_runtime_worker_slots').and.to.include('agent_runtime_sessions_waiting_for_capacity');
       expect(find(/placed again and recovered/i)).to.include('agent_runtime_placements_total').and.to.include('agent_runtime_recoveries_total');
+      const voice = find(/voice-to-voice/i);
+      for (const q of ['0.5', '0.95']) expect(voice).to.include(`histogram_quantile(${q}, sum by (le) (rate(agent_runtime_turn_latency_seconds_bucket[1m])))`);
+      expect(voice).to.include('agent_runtime_turn_part_seconds_bucket');
       const load = panels.filter((p) => /worker load/i.test(p.title ?? '')).flatMap(exprsOf).join('\n');
       expect(load).to.include('process_cpu_seconds_total{service="worker"}').and.to.include('agent_runtime_worker_jobs_total{result="received"}');
     });

@@ -5,6 +5,7 @@ import { concatPcm, rms, silencePcm, speechPcm } from '../support/fakes/audio.js
 import { instructionsOf, lastUserText, type ChatRequest, type FakeOpenAI } from '../support/fakes/openai.js';
 import { PhraseRecognizer, UNKNOWN_TRANSCRIPT } from '../support/fakes/recognizer.js';
 import type { OwnLivekit } from '../support/livekit-server.js';
+import { sample } from '../support/prometheus-text.js';
 import { until } from '../support/sessions.js';
 import { TestUser } from '../support/user.js';
 import { spawnWorker, type WorkerProcess } from '../support/worker.js';
@@ -95,6 +96,18 @@ describe('a conversation on real WebRTC: the agent answers what was said, audibl
     }
     // Neither answer came from a guess: nothing was heard as unknown.
     expect(openai.requests.chat.filter((r) => lastUserText(r) === UNKNOWN_TRANSCRIPT)).to.have.length(0);
+
+    // Each answer's voice-to-voice latency is in the worker's metrics, with its parts.
+    const text = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
+    const turns = sample(text, 'agent_runtime_turn_latency_seconds_count')!;
+    expect(turns, 'turns measured').to.be.at.least(2);
+    const mean = sample(text, 'agent_runtime_turn_latency_seconds_sum')! / turns;
+    expect(mean, 'mean voice-to-voice seconds').to.be.above(0).and.below(10);
+    for (const part of ['end_of_turn', 'llm_ttft', 'tts_ttfb']) {
+      expect(sample(text, 'agent_runtime_turn_part_seconds_count', { part }), part).to.be.at.least(2);
+      // A part is a part: on average no longer than the whole.
+      expect(sample(text, 'agent_runtime_turn_part_seconds_sum', { part })! / sample(text, 'agent_runtime_turn_part_seconds_count', { part })!, part).to.be.at.most(mean);
+    }
   });
 
   /** Ms from the start of `pcm` to its first audible 10 ms (espeak leads with a little silence). */

@@ -19,8 +19,10 @@ const RATE = 16000;
 const WINDOW = 512;
 const HOP = 256;
 const BANDS = 16;
+/** A pause longer than this (16 ms frames: 320 ms) ends an utterance. */
+const GAP_FRAMES = 20;
 /** Average per-step DTW distance under which a phrase is recognized. */
-const ACCEPT = 5;
+const ACCEPT = 5.5;
 /** The best phrase must be this much closer than the second best. */
 const MARGIN = 0.6;
 
@@ -70,15 +72,38 @@ const EDGES = (() => {
 
 const HANN = Float64Array.from({ length: WINDOW }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / (WINDOW - 1)));
 
+/** A windowed-sinc low-pass below `cutoff` Hz at `rate`: what the decimation to 16 kHz keeps must not alias. */
+function lowPass(x: Float64Array, rate: number, cutoff: number): Float64Array {
+  const taps = 63;
+  const fc = cutoff / rate;
+  const h = Float64Array.from({ length: taps }, (_, i) => {
+    const k = i - (taps - 1) / 2;
+    const sinc = k === 0 ? 2 * fc : Math.sin(2 * Math.PI * fc * k) / (Math.PI * k);
+    return sinc * (0.54 - 0.46 * Math.cos((2 * Math.PI * i) / (taps - 1)));
+  });
+  const out = new Float64Array(x.length);
+  for (let n = 0; n < x.length; n++) {
+    let acc = 0;
+    for (let i = 0; i < taps; i++) {
+      const j = n - i + (taps - 1) / 2;
+      if (j >= 0 && j < x.length) acc += h[i]! * x[j]!;
+    }
+    out[n] = acc;
+  }
+  return out;
+}
+
 function resample(pcm: Int16Array, from: number): Float64Array {
-  if (from === RATE) return Float64Array.from(pcm, (v) => v / 32768);
-  const n = Math.floor((pcm.length * RATE) / from);
+  const raw = Float64Array.from(pcm, (v) => v / 32768);
+  if (from === RATE) return raw;
+  const src = from > RATE ? lowPass(raw, from, 7600) : raw;
+  const n = Math.floor((src.length * RATE) / from);
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const x = (i * from) / RATE;
     const a = Math.floor(x);
     const t = x - a;
-    out[i] = ((pcm[a] ?? 0) * (1 - t) + (pcm[a + 1] ?? pcm[a] ?? 0) * t) / 32768;
+    out[i] = src[a]! * (1 - t) + (src[a + 1] ?? src[a]!) * t;
   }
   return out;
 }
@@ -103,11 +128,26 @@ export function features(pcm: Int16Array, sampleRate: number): Float64Array[] {
     for (let b = 0; b < BANDS; b++) shape[b] = shape[b]! - mean;
     frames.push({ shape, energy: 10 * Math.log10(total + 1e-12) });
   }
+  // The utterance is the longest stretch of sound whose pauses are shorter than GAP_FRAMES: a click or the
+  // tail of something else before or after it, across a real pause, is not part of it.
   const loudest = Math.max(...frames.map((f) => f.energy), -Infinity);
-  const first = frames.findIndex((f) => f.energy > loudest - 35);
-  let last = frames.length - 1;
-  while (last > first && frames[last]!.energy <= loudest - 35) last--;
-  return first < 0 ? [] : frames.slice(first, last + 1).map((f) => f.shape);
+  const voiced = frames.map((f) => f.energy > loudest - 35);
+  let best: [number, number] | undefined;
+  for (let i = 0; i < voiced.length; ) {
+    if (!voiced[i]) {
+      i++;
+      continue;
+    }
+    let end = i;
+    let j = i;
+    while (j < voiced.length && j - end <= GAP_FRAMES) {
+      if (voiced[j]) end = j;
+      j++;
+    }
+    if (!best || end - i > best[1] - best[0]) best = [i, end];
+    i = end + 1;
+  }
+  return best ? frames.slice(best[0], best[1] + 1).map((f) => f.shape) : [];
 }
 
 function dist(a: Float64Array, b: Float64Array): number {
