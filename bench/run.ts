@@ -25,6 +25,7 @@ import { evaluate, fmt, previousReport, renderReport, type Section } from './lib
 import { benchRegistryWrites } from './registry-writes.js';
 import { benchResolver } from './resolver.js';
 import { benchSoak, SOAK_DEFAULT_SECONDS, SOAK_SECONDS } from './soak.js';
+import { benchVoice } from './voice.js';
 import { benchSessionsHttp } from './sessions-http.js';
 
 const BENCHES: [string, (runs: number, log: (m: string) => void) => Promise<Section>][] = [
@@ -36,6 +37,7 @@ const BENCHES: [string, (runs: number, log: (m: string) => void) => Promise<Sect
   ['batch', benchBatch],
   ['dispatch', benchDispatch],
   ['end-to-end', benchEndToEnd],
+  ['voice', benchVoice],
   ['soak', benchSoak],
 ];
 
@@ -53,7 +55,7 @@ const partial =
 filterClientErrors();
 const startedAt = Date.now();
 const log = (m: string) => console.log(m);
-if (!only || only.includes('end-to-end') || only.includes('placement')) {
+if (!only || only.includes('end-to-end') || only.includes('placement') || only.includes('voice')) {
   // The end-to-end benchmark runs the agent worker as production does: built.
   log('[bench] npm run build');
   execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
