@@ -62,17 +62,6 @@ async function startEcho(room: string): Promise<() => Promise<void>> {
   return () => r.disconnect();
 }
 
-/** Waits until the agent has been quiet for `ms` (its greeting or answer is over). */
-async function quiet(user: TestUser, since: number, ms = 800, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const last = user.lastAudibleAt(since);
-    if (last !== undefined && Date.now() - last > ms) return;
-    await sleep(50);
-  }
-  throw new Error('the agent did not fall quiet');
-}
-
 export async function benchVoice(runs: number, log: Log): Promise<Section> {
   const env = isolatedEnv('voice');
   let api: ChildServer | undefined;
@@ -134,14 +123,14 @@ export async function benchVoice(runs: number, log: Log): Promise<Section> {
       const v2v: number[] = [];
       try {
         const joined = Date.now();
-        await quiet(user, joined, 800, 60_000);
+        await user.agentQuiet(joined, 800, 60_000);
         for (let i = 0; i < turns; i++) {
           await user.speak(pcm, RATE);
           // Played out: the phrase's last sound was `pcmMs - span.last` ago.
           const speechEnd = Date.now() - (pcmMs - span.last);
           const answered = user.firstAudibleAt(speechEnd);
           if (answered !== undefined) v2v.push(answered - speechEnd);
-          await quiet(user, speechEnd);
+          await user.agentQuiet(speechEnd);
         }
       } finally {
         await user.leave();

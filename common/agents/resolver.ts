@@ -229,6 +229,17 @@ export class AgentResolver {
     this.lru.set(agentId, entry, 'missing' in entry ? { ttl: this.opts.negativeTtl * 1000 } : {});
   }
 
+  /** A MongoDB read, counted; MongoDB away is UnavailableError. */
+  private async fromMongo<T>(read: () => Promise<T>): Promise<T> {
+    this.mongoReads++;
+    try {
+      return await read();
+    } catch (err) {
+      if (isMongoUnavailable(err)) throw new UnavailableError('mongodb', { cause: err });
+      throw err;
+    }
+  }
+
   private async load(agentId: string): Promise<{ entry: Entry; tier: Tier }> {
     const key = configKey(this.opts.prefix, agentId);
     let redisUp = true;
@@ -244,15 +255,8 @@ export class AgentResolver {
       redisUp = false;
     }
 
-    let entry: Entry;
-    try {
-      this.mongoReads++;
-      const doc = await this.store.current(agentId);
-      entry = doc && !doc.deleted ? { version: doc.version, config: toAgentConfig(doc) } : { version: doc?.version ?? 0, missing: true };
-    } catch (err) {
-      if (isMongoUnavailable(err)) throw new UnavailableError('mongodb', { cause: err });
-      throw err;
-    }
+    const doc = await this.fromMongo(() => this.store.current(agentId));
+    const entry: Entry = doc && !doc.deleted ? { version: doc.version, config: toAgentConfig(doc) } : { version: doc?.version ?? 0, missing: true };
     this.remember(agentId, entry);
     if (redisUp) {
       const ttl = 'missing' in entry ? this.opts.negativeTtl : this.opts.redisTtl;
@@ -277,15 +281,8 @@ export class AgentResolver {
       redisUp = false;
     }
 
-    let entry: Entry;
-    try {
-      this.mongoReads++;
-      const row = await this.store.version(agentId, version);
-      entry = row?.spec ? { version, config: toAgentConfig({ spec: row.spec, version, createdAt: row.createdAt, updatedAt: row.createdAt }) } : { version, missing: true };
-    } catch (err) {
-      if (isMongoUnavailable(err)) throw new UnavailableError('mongodb', { cause: err });
-      throw err;
-    }
+    const row = await this.fromMongo(() => this.store.version(agentId, version));
+    const entry: Entry = row?.spec ? { version, config: toAgentConfig({ spec: row.spec, version, createdAt: row.createdAt, updatedAt: row.createdAt }) } : { version, missing: true };
     // An unknown version may be written later (it is the agent's next one): known as missing only briefly, only
     // here, and not at all once its change message came while MongoDB was read.
     if ('missing' in entry) {

@@ -147,6 +147,17 @@ export class TestUser {
     return undefined;
   }
 
+  /** Resolves once the agent, heard at some point since `since`, has been quiet for `quietMs` (its speech is over). */
+  async agentQuiet(since: number, quietMs = 800, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const last = this.lastAudibleAt(since);
+      if (last !== undefined && Date.now() - last > quietMs) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`the agent did not fall quiet within ${timeoutMs} ms`);
+  }
+
   said(text: string): boolean {
     return this.transcripts.some((t) => t.text.includes(text));
   }

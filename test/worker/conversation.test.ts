@@ -77,10 +77,7 @@ describe('a conversation on real WebRTC: the agent answers what was said, audibl
     const joined = Date.now();
     await until(async () => user.said('Talk desk here.') && user.audibleMs(joined) >= HEARD_MS, 60_000, 50);
     // Let the greeting finish before speaking (no barge-in in this test).
-    await until(async () => {
-      const last = user.lastAudibleAt(joined);
-      return last !== undefined && Date.now() - last > 800;
-    }, 30_000, 100);
+    await user.agentQuiet(joined);
 
     for (const phrase of [ASK_TABLE, ASK_STORY]) {
       const spokenAt = Date.now();
@@ -89,10 +86,7 @@ describe('a conversation on real WebRTC: the agent answers what was said, audibl
       // The LLM was asked exactly what the user said, recognized from the audio that crossed WebRTC.
       expect(chatsWith(phrase), `LLM requests for "${phrase}"; recognizer: ${JSON.stringify(recognizer.decisions)}`).to.have.length(1);
       await until(async () => user.audibleMs(spokenAt) >= HEARD_MS, 15_000, 50);
-      await until(async () => {
-        const last = user.lastAudibleAt(spokenAt);
-        return last !== undefined && Date.now() - last > 800;
-      }, 30_000, 100);
+      await user.agentQuiet(spokenAt);
     }
     // Neither answer came from a guess: nothing was heard as unknown.
     expect(openai.requests.chat.filter((r) => lastUserText(r) === UNKNOWN_TRANSCRIPT)).to.have.length(0);
@@ -125,10 +119,7 @@ describe('a conversation on real WebRTC: the agent answers what was said, audibl
     const user = await session(agentId);
     const joined = Date.now();
     await until(async () => user.said('Ready.') && user.audibleMs(joined) >= HEARD_MS, 60_000, 50);
-    await until(async () => {
-      const last = user.lastAudibleAt(joined);
-      return last !== undefined && Date.now() - last > 800;
-    }, 30_000, 100);
+    await user.agentQuiet(joined);
     const askedAt = Date.now();
     await say(user, ASK_STORY);
     // Talking for a second, and talking right now: the user talks over it.
