@@ -43,6 +43,10 @@ const TARGET_P50_MS = 250;
 const TARGET_P99_MS = 1000;
 /** Issue 12: a warm job process resolves its agent's config (from Redis) in this much at the median. */
 const TARGET_RESOLVE_P50_MS = 5;
+/** Issue 12: unloaded, the product adds at most this much to LiveKit's own dispatch → entry (p50). */
+const TARGET_UNLOADED_OFFSET_MS = 60;
+/** The unloaded phase: this many sessions one at a time, each sent once the previous reached its entry. */
+const UNLOADED_SESSIONS = 4;
 const RESOLUTION = 'agent_runtime_config_resolution_seconds';
 
 type Log = (m: string) => void;
@@ -61,6 +65,8 @@ interface Entry {
   at: number;
   jobId?: string;
   tier?: string;
+  /** How long the entry's config lookup took, as the job process measured it (ms). */
+  resolveMs?: number;
   /** Its 'room connected' and 'agent session started' lines (wall clock, ms). */
   connected?: number;
   started?: number;
@@ -163,7 +169,13 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
     rP99: [] as number[],
     brP50: [] as number[],
     brP99: [] as number[],
+    /** The unloaded phase: request → entry p50, and the config resolve p50, each side. */
+    uP50: [] as number[],
+    ubP50: [] as number[],
+    urP50: [] as number[],
+    ubrP50: [] as number[],
   };
+  const unloadedLines: string[] = [];
   const resolutions = { product: new Map<number, number>(), raw: new Map<number, number>() };
   const all = {
     intake: [] as number[],
@@ -256,8 +268,8 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
         }
       } else if (line.includes('"agent config resolved"')) {
         try {
-          const j = JSON.parse(line) as { time: number; sessionId?: string; jobId?: string; tier?: string };
-          if (j.sessionId && !entries.has(j.sessionId)) entries.set(j.sessionId, { at: j.time, jobId: j.jobId, tier: j.tier });
+          const j = JSON.parse(line) as { time: number; sessionId?: string; jobId?: string; tier?: string; resolveMs?: number };
+          if (j.sessionId && !entries.has(j.sessionId)) entries.set(j.sessionId, { at: j.time, jobId: j.jobId, tier: j.tier, resolveMs: j.resolveMs });
         } catch {
           /* not one of ours */
         }
@@ -280,9 +292,10 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
     };
 
     /** Fresh workers, every warm process up: a run's leftover job launches cannot slow the next. */
-    const startWorkers = async () => {
-      workers = await Promise.all(Array.from({ length: WORKERS }, () => spawnWorker(workerEnv, onLine)));
-      for (let i = 0; i < 600 && (await usage()).jobProcesses < WORKERS * IDLE_PROCESSES; i++) await sleep(500);
+    const startWorkers = async (idleProcesses = IDLE_PROCESSES) => {
+      const e = { ...workerEnv, WORKER_IDLE_PROCESSES: String(idleProcesses) };
+      workers = await Promise.all(Array.from({ length: WORKERS }, () => spawnWorker(e, onLine)));
+      for (let i = 0; i < 600 && (await usage()).jobProcesses < WORKERS * idleProcesses; i++) await sleep(500);
       // The pool forks a process before it initialises it: the last one counted may still be loading.
       await sleep(3000);
     };
@@ -303,8 +316,88 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
       return new Map(ids.flatMap((id) => ((entries.get(id)?.at ?? Infinity) <= deadline ? [[id, entries.get(id)!] as const] : [])));
     };
 
+    /**
+     * Unloaded: sessions one at a time on fresh workers with a warm process for each, every request sent
+     * once the previous one reached its entry. What each takes from send to entry, and the job process's
+     * own config resolve time.
+     */
+    const oneAtATime = async (send: (i: number) => Promise<string | undefined>) => {
+      const out: { id?: string; sentWall: number; toEntry: number; resolveMs: number; jobRequest?: number }[] = [];
+      for (let i = 0; i < UNLOADED_SESSIONS; i++) {
+        const sentWall = Date.now();
+        const id = await send(i);
+        const e = id ? (await entriesBy([id], sentWall + ENTRY_TIMEOUT_MS)).get(id) : undefined;
+        const jobRequest = e?.jobId ? jobRequests.get(e.jobId) : undefined;
+        out.push({ id, sentWall, toEntry: e ? e.at - sentWall : Infinity, resolveMs: e?.resolveMs ?? Infinity, jobRequest: jobRequest === undefined ? undefined : jobRequest - sentWall });
+        // The job's own start (room join, greeting) is not part of the next one's measurement.
+        await sleep(1500);
+      }
+      return out;
+    };
+    const unloadedPhase = async (run: number) => {
+      await startWorkers(UNLOADED_SESSIONS + 1);
+      const names = Array.from({ length: UNLOADED_SESSIONS }, () => buildRoomName('bench', newRoomSuffix()));
+      await pool(names, 4, async (name) => {
+        await rooms.createRoom({ name, emptyTimeout: 60, maxParticipants: 0 });
+        baselineRooms.push(name);
+      });
+      const raw = await oneAtATime(async (i) => {
+        const sessionId = `raw-u${run + 1}-${i}-${newRoomSuffix()}`;
+        const metadata = JSON.stringify({ agentId: 'bench', sessionId, configVersion: 1, requestedAt: new Date().toISOString() });
+        await dispatch.createDispatch(names[i]!, env.AGENT_NAME!, { metadata });
+        return sessionId;
+      });
+      await pool(baselineRooms.splice(0), 8, (name) => rooms.deleteRoom(name).catch(() => undefined));
+      await killWorkers(5000);
+
+      await startWorkers(UNLOADED_SESSIONS + 1);
+      const ids: string[] = [];
+      const product = await oneAtATime(async () => {
+        const res = await requestSession(api!.url);
+        const id = res.status === 202 ? (res.body.sessionId as string | undefined) : undefined;
+        if (id) {
+          ids.push(id);
+          openSessions.add(id);
+        }
+        return id;
+      });
+      // Where the product's time went: the record's own times, from the client's send.
+      const stages = await Promise.all(
+        product.map(async (x) => {
+          if (!x.id) return undefined;
+          const v = (await call(api!.url, 'GET', `/api/sessions/${x.id}`, undefined, 200)).body as { requestedAt: string; transitions: { status: string; at: string }[] };
+          const dispatched = v.transitions.find((t) => t.status === 'dispatched');
+          return { accepted: Date.parse(v.requestedAt) - x.sentWall, dispatched: dispatched ? Date.parse(dispatched.at) - x.sentWall : NaN, jobRequest: x.jobRequest ?? NaN };
+        }),
+      );
+      await endSessions(ids);
+      await killWorkers(5000);
+      const p50 = (xs: number[]) => percentile(xs, 50);
+      const stageText = (k: 'accepted' | 'dispatched' | 'jobRequest') => stages.map((x) => fmt(x?.[k] ?? NaN)).join(', ');
+      const r = {
+        p50: p50(product.map((x) => x.toEntry)),
+        bP50: p50(raw.map((x) => x.toEntry)),
+        rP50: p50(product.map((x) => x.resolveMs)),
+        brP50: p50(raw.map((x) => x.resolveMs)),
+      };
+      const line =
+        `unloaded, ${UNLOADED_SESSIONS} one at a time: request → entry ${product.map((x) => fmt(x.toEntry)).join(', ')} ms (p50 ${ms(r.p50)}; from the send: \`requestedAt\` ${stageText('accepted')}, \`dispatched\` written ${stageText('dispatched')}, the worker's job request ${stageText('jobRequest')}), config resolve ${product.map((x) => fmt(x.resolveMs)).join(', ')} ms; ` +
+        `raw createDispatch → entry ${raw.map((x) => fmt(x.toEntry)).join(', ')} ms (p50 ${ms(r.bP50)}; the worker's job request ${raw.map((x) => fmt(x.jobRequest ?? NaN)).join(', ')}), config resolve ${raw.map((x) => fmt(x.resolveMs)).join(', ')} ms`;
+      return { ...r, line };
+    };
+
     for (let run = -1; run < runs; run++) {
       const n = run < 0 ? WARM_SESSIONS : E2E_SESSIONS;
+
+      const unloaded = await unloadedPhase(run);
+      log(`  ${run < 0 ? 'warm-up' : `run ${run + 1}/${runs}`}: ${unloaded.line}`);
+      if (run >= 0) {
+        out.uP50.push(unloaded.p50);
+        out.ubP50.push(unloaded.bP50);
+        out.urP50.push(unloaded.rP50);
+        out.ubrP50.push(unloaded.brP50);
+        unloadedLines.push(`Run ${run + 1}, ${unloaded.line}.`);
+      }
 
       // Baseline: LiveKit alone. Rooms made beforehand (untimed); then, at the same pace, one raw
       // createDispatch each for the same workers, with the metadata the dispatcher writes (no session
@@ -518,7 +611,7 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
         `Memory: the workers' process groups (workers, job processes, their helpers) held ${idle.processes} processes (${idle.jobProcesses} warm job processes), ${gib(idle.rssBytes)} RSS when idle, and at most ${peak.processes} processes (${peak.jobProcesses} job processes), ${gib(peak.rssBytes)} RSS during a measured run (sampled every 2 s; the growth is the burst's sessions running in the warm processes).`,
       );
     }
-    notes.push(...runLines);
+    notes.push(...unloadedLines, ...runLines);
   } finally {
     if (api && openSessions.size) await endSessions([...openSessions]).catch(() => undefined);
     await pool(baselineRooms.splice(0), 8, (name) => rooms.deleteRoom(name).catch(() => undefined));
@@ -533,19 +626,28 @@ export async function benchEndToEnd(runs: number, log: Log): Promise<Section> {
     method: [
       `The whole path on this machine: the real API (\`startApi\`, its own process), the real dispatcher (\`startDispatcher\`, its own process, default DISPATCH_CONCURRENCY), the local livekit-server, and ${WORKERS === 1 ? 'the real agent worker' : `${WORKERS} real agent workers`} as production runs it (\`node dist/worker/main.js start\`, built by the bench first; each its own process group, WORKER_MAX_JOBS=${WORKER_MAX_JOBS}, WORKER_LOAD_THRESHOLD=1, WORKER_IDLE_PROCESSES=${IDLE_PROCESSES}: the run's burst plus one) with the test suite's OpenAI and Deepgram fakes (their own process) as providers, so every job starts a real agent session in a job process of its own and speaks its greeting. AGENT_JOIN_TIMEOUT=3600 keeps the dispatcher's join check (re-dispatch) out of the measurement; ROOM_EMPTY_TIMEOUT=600 keeps the rooms of sessions still waiting for the worker open until the run ends them.`,
       `Per run, ${E2E_SESSIONS} \`POST /api/sessions\` \`{"agentId":"bench"}\` at a steady 20 per second, open loop (one every ${INTERVAL_MS} ms whatever the earlier ones are doing). The figure is, per request, from the client's send time (wall clock just before the request) to the worker's job process logging 'agent config resolved' for that session (its pino \`time\`; worker/entry.ts logs it right after the entry's config lookup), p50 and p99 over the run's ${E2E_SESSIONS} requests; a request that did not get there within ${ENTRY_TIMEOUT_MS / 1000} s of the run's last request counts as infinitely slow. Each side of each run gets fresh workers (started, every warm process up, before the first request; killed after), so one side's job launches cannot slow the other; after each run every session is ended (\`DELETE /api/sessions/:id\`: dispatch deleted, room closed). A warm-up run of ${WARM_SESSIONS} sessions is discarded.`,
-      `Config resolve in a warm job process (issue 12): the time worker/entry.ts's config lookup takes in the job process (\`AgentResolver.resolve\`, the process's first: LRU empty, so it reads Redis on the connection the process's prewarm opened), as each job process reports it to its worker's \`${RESOLUTION}\` histogram; p50 and p99 per run, interpolated within the histogram's buckets (as Prometheus's \`histogram_quantile\` does; the buckets holding them are in the notes), over the run's jobs. Its baseline is the same histogram of the raw side's workers, whose job processes resolve the same agent the same way for jobs that came through a raw \`createDispatch\`. Target: p50 ≤ ${TARGET_RESOLVE_P50_MS} ms.`,
+      `Config resolve in a warm job process during the burst: the time worker/entry.ts's config lookup takes in the job process (\`AgentResolver.resolve\`, the process's first: LRU empty, so it reads Redis on the connection the process's prewarm opened), as each job process reports it to its worker's \`${RESOLUTION}\` histogram; p50 and p99 per run, interpolated within the histogram's buckets (as Prometheus's \`histogram_quantile\` does; the buckets holding them are in the notes), over the run's jobs. Its baseline is the same histogram of the raw side's workers, whose job processes resolve the same agent the same way for jobs that came through a raw \`createDispatch\`. The burst's ${E2E_SESSIONS} job processes start their sessions together on the machine's cores, so this says what the lookup takes under that load; the unloaded figure is the lookup itself.`,
+      `Unloaded (issue 12), first in each run: on fresh workers with ${UNLOADED_SESSIONS + 1} warm processes, ${UNLOADED_SESSIONS} sessions one at a time, each sent 1.5 s after the previous one reached its entry: \`POST /api/sessions\` for the product, a raw \`createDispatch\` into a room made beforehand for the baseline (its own fresh workers, just before). The figures are the p50 over the run's ${UNLOADED_SESSIONS} of send → 'agent config resolved' (target: at most ${TARGET_UNLOADED_OFFSET_MS} ms above the raw p50), and of the config resolve time the job process measured itself (the \`resolveMs\` of that log line: \`AgentResolver.resolve\`, the process's first, LRU empty, so it reads Redis on the connection the process's prewarm opened; target p50 ≤ ${TARGET_RESOLVE_P50_MS} ms).`,
       `Baseline, interleaved run by run (just before each run, on its own fresh workers warmed the same way): LiveKit alone, the same path minus this project. ${E2E_SESSIONS} rooms made beforehand (untimed); then at the same pace one raw \`AgentDispatchClient.createDispatch\` each for the same agent name, with the metadata the dispatcher writes (an agent id and a session id with no record behind it), timed from the call to the job process's 'agent config resolved' line, the same end point. The ratio is what the API, the queue and the dispatcher add; the target is absolute (p50 ≤ ${TARGET_P50_MS} ms, p99 ≤ ${TARGET_P99_MS} ms).`,
     ],
     figures: [
       { name: 'request → worker entry p50', unit: 'ms', runs: out.p50, baseline: { name: 'raw createDispatch → worker entry p50', unit: 'ms', runs: out.bP50 }, target: { on: 'value', op: '<=', limit: TARGET_P50_MS } },
       { name: 'request → worker entry p99', unit: 'ms', runs: out.p99, baseline: { name: 'raw createDispatch → worker entry p99', unit: 'ms', runs: out.bP99 }, target: { on: 'value', op: '<=', limit: TARGET_P99_MS } },
       {
-        name: 'config resolve in a warm job process p50',
+        name: `unloaded, one at a time: request → worker entry p50`,
         unit: 'ms',
-        runs: out.rP50,
-        baseline: { name: "the raw side's job processes p50", unit: 'ms', runs: out.brP50 },
+        runs: out.uP50,
+        baseline: { name: 'raw createDispatch → worker entry p50, one at a time', unit: 'ms', runs: out.ubP50 },
+        target: { on: 'offset', op: '<=', limit: TARGET_UNLOADED_OFFSET_MS },
+      },
+      {
+        name: 'unloaded: config resolve in a warm job process p50',
+        unit: 'ms',
+        runs: out.urP50,
+        baseline: { name: "the raw side's job processes p50", unit: 'ms', runs: out.ubrP50 },
         target: { on: 'value', op: '<=', limit: TARGET_RESOLVE_P50_MS },
       },
+      { name: 'config resolve in a warm job process p50', unit: 'ms', runs: out.rP50, baseline: { name: "the raw side's job processes p50", unit: 'ms', runs: out.brP50 } },
       { name: 'config resolve in a warm job process p99', unit: 'ms', runs: out.rP99, baseline: { name: "the raw side's job processes p99", unit: 'ms', runs: out.brP99 } },
     ],
     notes,

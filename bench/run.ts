@@ -4,10 +4,12 @@
  * in the same run), rewrites docs/BENCHMARKS.md, and stops only the services
  * it started.
  *
- * BENCH_ONLY=resolver,batch (names below) or BENCH_RUNS<5 make a partial run:
- * its report is printed, docs/BENCHMARKS.md is left alone. So do BENCH_SOAK=0
- * (skips the five-minute soak), BENCH_SOAK_SECONDS other than 300 (shortens
- * it) and BENCH_E2E_SESSIONS other than 20 (development only).
+ * BENCH_ONLY=resolver,batch (names below) measures only those sections and
+ * writes them into docs/BENCHMARKS.md in place; the others stay as their
+ * earlier run measured them, each dated under its heading. BENCH_RUNS<5,
+ * BENCH_SOAK=0 (skips the five-minute soak), BENCH_SOAK_SECONDS other than
+ * 300 (shortens it) and BENCH_E2E_SESSIONS other than 20 make a development
+ * run: its report is printed, docs/BENCHMARKS.md is left alone.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,7 +23,7 @@ import { benchEndToEnd, E2E_SESSIONS } from './end-to-end.js';
 import { benchPlacement } from './placement.js';
 import { filterClientErrors } from './lib/client-errors.js';
 import { loadAverage, machine, versions } from './lib/machine.js';
-import { evaluate, fmt, previousReport, renderReport, type Section } from './lib/report.js';
+import { evaluate, fmt, keptSections, previousReport, renderReport, sectionNumber, type KeptSection, type Section } from './lib/report.js';
 import { benchRegistryWrites } from './registry-writes.js';
 import { benchResolver } from './resolver.js';
 import { benchSoak, SOAK_DEFAULT_SECONDS, SOAK_SECONDS } from './soak.js';
@@ -49,8 +51,20 @@ const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Bool
 const unknown = only?.filter((n) => !BENCHES.some(([name]) => name === n)) ?? [];
 if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; known: ${BENCHES.map(([n]) => n).join(', ')}`);
 const skipSoak = process.env.BENCH_SOAK === '0';
-const partial =
-  (only !== undefined && only.length < BENCHES.length) || runs < 5 || E2E_SESSIONS !== 20 || skipSoak || SOAK_SECONDS !== SOAK_DEFAULT_SECONDS;
+const partial = runs < 5 || E2E_SESSIONS !== 20 || skipSoak || SOAK_SECONDS !== SOAK_DEFAULT_SECONDS;
+const sectional = only !== undefined && only.length < BENCHES.length;
+/** The number each section's title starts with: what a BENCH_ONLY run keeps the other sections by. */
+const NUMBERS: Record<string, string> = {
+  placement: '0',
+  resolver: '1a',
+  registry: '1b',
+  sessions: '2',
+  batch: '3',
+  dispatch: '4',
+  'end-to-end': '5',
+  voice: '5b',
+  soak: '6',
+};
 
 filterClientErrors();
 const startedAt = Date.now();
@@ -82,17 +96,30 @@ try {
     log(`[bench] ${name}: ${((Date.now() - t) / 1000).toFixed(0)} s`);
   }
   const reportFile = path.join(ROOT, 'docs', 'BENCHMARKS.md');
+  const oldReport = existsSync(reportFile) ? readFileSync(reportFile, 'utf8') : undefined;
+  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const command = sectional ? `BENCH_ONLY=${only!.join(',')} npm run bench` : 'npm run bench';
+  // A BENCH_ONLY run keeps every section it did not measure as the last report had it.
+  const kept = sectional && oldReport ? keptSections(oldReport) : new Map<string, KeptSection>();
+  const order = BENCHES.flatMap(([name]): (Section | KeptSection)[] => {
+    const measured = sections.find((s) => sectionNumber(s.title) === NUMBERS[name]);
+    if (measured) return [measured];
+    const k = kept.get(NUMBERS[name]!);
+    return k ? [k] : [];
+  });
   const md = renderReport({
-    previous: existsSync(reportFile) ? previousReport(readFileSync(reportFile, 'utf8')) : undefined,
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    command: 'npm run bench',
+    previous: oldReport ? previousReport(oldReport) : undefined,
+    order,
+    measured: `${date} (\`${command}\`)`,
+    date,
+    command,
     machine: { ...m, loadAtEnd: loadAverage() },
     versions: versions(),
     sections,
     durationS: (Date.now() - startedAt) / 1000,
   });
   if (partial) {
-    log('\n[bench] partial run (BENCH_ONLY, BENCH_RUNS < 5, BENCH_SOAK=0, BENCH_SOAK_SECONDS or BENCH_E2E_SESSIONS): docs/BENCHMARKS.md left unchanged\n');
+    log('\n[bench] development run (BENCH_RUNS < 5, BENCH_SOAK=0, BENCH_SOAK_SECONDS or BENCH_E2E_SESSIONS): docs/BENCHMARKS.md left unchanged\n');
     log(md);
   } else {
     writeFileSync(reportFile, `${md}\n`);

@@ -2,11 +2,15 @@
  * 2. POST /api/sessions under load: autocannon, 100 connections, against the
  * real API and against a bare Express 5 hello-world on the same machine.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import { connectMongo, type Connection } from '../common/mongo.js';
 import type { Redis } from '../common/redis.js';
 import { startChild, type ChildServer } from './lib/child.js';
+import { cpuShares, sharesText } from './lib/cpu-profile.js';
 import { OwnRedis } from '../test/support/redis-server.js';
 import { agentBody, BENCH_API_KEY, call, dropEnv, isolatedEnv, obliterateSessions, readyRedis } from './lib/env.js';
 import type { Section } from './lib/report.js';
@@ -48,6 +52,47 @@ async function recordsSettled(conn: Connection): Promise<number> {
     await sleep(200);
   }
   return last;
+}
+
+/**
+ * Where the CPU goes: one more run of each side, not counted, with the V8
+ * profiler on for the load window only; CPU per request and its owners.
+ */
+async function profiled(env: Record<string, string>, body: string, auth: Record<string, string>, json: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'bench-profile-'));
+  const penv = isolatedEnv('http-profile', { BENCH_CPU_PROFILE: dir });
+  const sides: { name: string; script: string; path: string; headers: Record<string, string>; env: Record<string, string> }[] = [
+    { name: 'api', script: 'api.ts', path: '/api/sessions', headers: auth, env: penv },
+    { name: 'express', script: 'express-hello.ts', path: '/', headers: json, env: { NODE_ENV: env.NODE_ENV!, BENCH_CPU_PROFILE: dir } },
+  ];
+  const out: string[] = [];
+  try {
+    for (const side of sides) {
+      const server = await startChild(side.script, side.env);
+      try {
+        if (side.name === 'api') await call(server.url, 'POST', '/api/agents/register', agentBody('bench'), 201);
+        await load(`${server.url}${side.path}`, WARM_S, side.headers, body);
+        process.kill(server.pid, 'SIGUSR2');
+        await sleep(200);
+        const l = await load(`${server.url}${side.path}`, DURATION_S, side.headers, body);
+        await server.stop();
+        const { shares, idle, busyMs } = cpuShares(dir, side.name);
+        const perRequest = busyMs / Math.max(1, l.ok + l.bad);
+        out.push(
+          `${side.name === 'api' ? 'the API' : 'bare Express'}: ${l.rps.toFixed(0)} req/s under the profiler, its main thread busy ${((1 - idle) * 100).toFixed(0)} % of the time, ${perRequest.toFixed(3)} ms of CPU per request; by owner: ${sharesText(shares)}`,
+        );
+      } finally {
+        await server.stop();
+      }
+    }
+  } finally {
+    await dropEnv(penv).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+  return (
+    `Where the CPU goes: after the measured runs, one more run of each side (not counted), each server profiled by V8 over its ${DURATION_S} s load window only (\`node:inspector\` Profiler, started by SIGUSR2; bench/servers/profiler.ts); each sample is charged to the nearest frame on its stack that is a package or this project's code ((node) is Node's own HTTP parsing, sockets and timers, (gc) garbage collection; bench/lib/cpu-profile.ts). ` +
+    `${out.join('; ')}. The throughput is bound by the API process's one core: its CPU per request against bare Express's is the ratio to move.`
+  );
 }
 
 export async function benchSessionsHttp(runs: number, log: Log): Promise<Section> {
@@ -118,6 +163,7 @@ export async function benchSessionsHttp(runs: number, log: Log): Promise<Section
       out.everysec.push(fs.everysec!);
       out.always.push(fs.always!);
     }
+    notes.push(await profiled(env, body, auth, json));
     const kinds = Object.entries(bad);
     notes.push(
       kinds.length

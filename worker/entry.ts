@@ -71,8 +71,9 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
     const resolved =
       target.configVersion !== undefined ? await d.resolver.resolveVersion(target.agentId, target.configVersion) : await d.resolver.resolve(target.agentId);
     config = resolved.config;
-    events.onResolved?.(resolved.tier, (performance.now() - started) / 1000);
-    log.info({ tier: resolved.tier, version: config.version }, 'agent config resolved');
+    const resolveMs = performance.now() - started;
+    events.onResolved?.(resolved.tier, resolveMs / 1000);
+    log.info({ tier: resolved.tier, version: config.version, resolveMs: Math.round(resolveMs * 1000) / 1000 }, 'agent config resolved');
   } catch (err) {
     const app = toAppError(err);
     if (app instanceof AgentNotFoundError) return fail('agent_not_found');

@@ -73,8 +73,14 @@ export function pipelineFor(config: AgentConfig, env: WorkerConfig): SessionOpti
     turnHandling: {
       turnDetection: config.turnDetection ?? 'vad',
       interruption: { enabled: config.allowInterruptions, mode: 'vad' },
+      ...(config.endpointing ? { endpointing: endpointingOptions(config.endpointing) } : {}),
       // With vision the user's turn gains an image after it ends; a reply started before that would miss it.
       ...(config.vision ? { preemptiveGeneration: { enabled: false } } : {}),
     },
   };
+}
+
+/** The config's endpointing in the agents library's terms (milliseconds both). */
+function endpointingOptions(e: NonNullable<AgentConfig['endpointing']>) {
+  return { ...(e.minDelayMs !== undefined ? { minDelay: e.minDelayMs } : {}), ...(e.maxDelayMs !== undefined ? { maxDelay: e.maxDelayMs } : {}) };
 }

@@ -69,10 +69,10 @@ const sameSpec = (prior: Prior | null, spec: AgentSpec) => !!prior && !prior.del
  * The agent registry: every write is a new version, kept forever; caches are
  * moved forward and told about it before the write is acknowledged.
  *
- * A register that changes something costs one Redis read, two MongoDB writes
- * (the version row, then `agents`) and one Redis script (cache entry and
- * change message): it starts from the agent's Redis entry instead of reading
- * `agents`. That entry can only lag MongoDB (it is written after it and only
+ * A register that changes something costs three round trips in a row: one
+ * Redis read, the version row's insert, then `agents` moved and the Redis
+ * script (cache entry and change message) at once. It starts from the
+ * agent's Redis entry instead of reading `agents`. That entry can only lag MongoDB (it is written after it and only
  * ever moved forward), and a lagging one makes the version row's insert meet
  * a taken `_id`, after which the write goes on from what MongoDB holds.
  */
@@ -233,23 +233,25 @@ export class AgentRegistry {
         continue;
       }
       const doc = await this.project({ agentId, version, spec, deleted: spec === null, createdAt: now }, prior);
-      await this.announce(agentId, doc);
       return { doc, prior, wrote: true };
     }
     throw new ConflictError(`agent ${JSON.stringify(agentId)} is being changed concurrently; retry`);
   }
 
-  private async rollForward(row: AgentVersionDoc, prior: Prior | null): Promise<AgentDoc> {
-    const doc = await this.project(row, prior);
-    await this.announce(row.agentId, doc);
-    return doc;
+  private rollForward(row: AgentVersionDoc, prior: Prior | null): Promise<AgentDoc> {
+    return this.project(row, prior);
   }
 
   /**
-   * Moves the `agents` document to `row` unless it is already at or past it.
-   * Its guard is the one filter of a write that is not a bare `_id`: `agents`
-   * holds one small document per agent, and the guard keeps a slow writer
-   * from moving it back.
+   * Moves the `agents` document to `row` unless it is already at or past it,
+   * and the caches with it. Its guard is the one filter of a write that is
+   * not a bare `_id`: `agents` holds one small document per agent, and the
+   * guard keeps a slow writer from moving it back.
+   *
+   * The two go at once: the version row already is the record, so a cache
+   * that hears of version n before `agents` holds it says nothing untrue,
+   * and if moving `agents` fails the next write rolls it forward (its insert
+   * meets the taken `_id`).
    */
   private async project(row: AgentVersionDoc, prior: Prior | null): Promise<AgentDoc> {
     const deleted = row.spec === null;
@@ -263,12 +265,12 @@ export class AgentRegistry {
       createdAt: recreated && !deleted ? row.createdAt : (prior?.createdAt ?? row.createdAt),
       updatedAt: row.createdAt,
     };
-    try {
-      await this.o.store.moveCurrent(doc);
-    } catch (err) {
+    const moved = this.o.store.moveCurrent(doc).catch((err: unknown) => {
       // The upsert found the document already past this version: a newer write won, which is fine.
       if (!isDuplicateKey(err)) throw err;
-    }
+    });
+    const announced = this.announce(row.agentId, doc);
+    await Promise.all([moved, announced]);
     return doc;
   }
 

@@ -13,8 +13,8 @@ export interface ChildServer {
  * Runs a server script of bench/servers in a process of its own (so the load
  * generator does not share its event loop) and waits for its `READY <url>` line.
  */
-export async function startChild(script: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ChildServer> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'servers', script)], {
+export async function startChild(script: string, env: Record<string, string>, timeoutMs = 30_000, nodeArgs: string[] = []): Promise<ChildServer> {
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'bench', 'servers', script)], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -62,8 +62,55 @@ export function previousReport(md: string): Previous | undefined {
   return { date, medians };
 }
 
+/**
+ * A section of an earlier report kept as it was, for a run that measured only
+ * some sections (BENCH_ONLY): its summary rows and its block, verbatim.
+ */
+export interface KeptSection {
+  /** The number the title starts with ("1b."), which names a section across runs. */
+  number: string;
+  title: string;
+  measured: string;
+  summaryRows: string[];
+  block: string;
+}
+
+/** The sections of an earlier docs/BENCHMARKS.md, by the number their title starts with. */
+export function keptSections(md: string): Map<string, KeptSection> {
+  const date = /^- Date: (\S+)/m.exec(md)?.[1] ?? 'an earlier run';
+  const summary = md.split('## Summary')[1]?.split('\n## ')[0] ?? '';
+  const out = new Map<string, KeptSection>();
+  for (const chunk of md.split('\n## ').slice(1)) {
+    const title = chunk.split('\n', 1)[0]!.trim();
+    const number = sectionNumber(title);
+    if (!number) continue;
+    const measured = /^Measured: (.+)$/m.exec(chunk)?.[1] ?? `${date} (npm run bench)`;
+    const body = chunk.slice(chunk.indexOf('\n') + 1).replace(/^\n?Measured: .+\n\n/, '\n');
+    out.set(number, {
+      number,
+      title,
+      measured,
+      summaryRows: summary.split('\n').filter((l) => l.startsWith(`| ${title} |`)),
+      block: `## ${title}\n\nMeasured: ${measured}\n${body.replace(/\s+$/, '')}\n`,
+    });
+  }
+  return out;
+}
+
+/** "1b." of "1b. Registry writes (issue 3)". */
+export function sectionNumber(title: string): string | undefined {
+  return /^(\d+[a-z]?)\./.exec(title)?.[1];
+}
+
 export interface ReportInput {
   previous?: Previous;
+  /**
+   * Every section in report order: measured in this run, or kept from the
+   * previous report (a BENCH_ONLY run).
+   */
+  order?: (Section | KeptSection)[];
+  /** What this run measured, said in each of its sections ("2026-12-04T… (npm run bench, BENCH_ONLY=…)"). */
+  measured?: string;
   date: string;
   command: string;
   machine: Machine;
@@ -117,7 +164,11 @@ function targetText(f: Figure): string {
     .join(' and ');
 }
 
+const isKept = (s: Section | KeptSection): s is KeptSection => 'block' in s;
+
 export function renderReport(r: ReportInput): string {
+  const order = r.order ?? r.sections;
+  const kept = order.filter(isKept);
   const out: string[] = [];
   out.push('# Benchmarks');
   out.push('');
@@ -125,6 +176,11 @@ export function renderReport(r: ReportInput): string {
   out.push('');
   out.push(`- Date: ${r.date} (whole run: ${Math.round(r.durationS)} s)`);
   out.push(`- Command: \`${r.command}\``);
+  if (kept.length) {
+    out.push(
+      `- This run measured ${r.sections.map((s) => s.title.split(' ')[0]).join(', ')}; the other sections (${kept.map((k) => k.number + '.').join(', ')}) are kept as an earlier run measured them, each with its date under its heading, and the machine's load below is this run's.`,
+    );
+  }
   out.push(
     '- Every figure is the median of its measured runs (warm-up runs are discarded); its baseline is measured in the same `npm run bench`, interleaved run by run with it, on the same services. Ratio = median of the figure ÷ median of its baseline.',
   );
@@ -152,10 +208,19 @@ export function renderReport(r: ReportInput): string {
   out.push('## Summary');
   out.push('');
   const prev = (s: Section, f: Figure) => r.previous?.medians.get(key(s.title, f.name)) ?? '—';
-  if (r.previous) out.push(`"Previous" is the median the report of ${r.previous.date} gave for the same figure (— where it had none).`, '');
+  if (r.previous) {
+    out.push(
+      `"Previous" is the median the report of ${r.previous.date} gave for the same figure (— where it had none)${kept.length ? '; kept sections keep the rows they had' : ''}.`,
+      '',
+    );
+  }
   out.push(`| Benchmark | Figure | Median | ${r.previous ? 'Previous | ' : ''}Baseline | Ratio | Target | Met |`);
   out.push(`| --- | --- | ---: | ${r.previous ? '---: | ' : ''}---: | ---: | --- | --- |`);
-  for (const s of r.sections) {
+  for (const s of order) {
+    if (isKept(s)) {
+      out.push(...s.summaryRows);
+      continue;
+    }
     for (const f of s.figures) {
       const e = evaluate(f);
       out.push(
@@ -164,9 +229,17 @@ export function renderReport(r: ReportInput): string {
     }
   }
   out.push('');
-  for (const s of r.sections) {
+  for (const s of order) {
+    if (isKept(s)) {
+      out.push(s.block);
+      continue;
+    }
     out.push(`## ${s.title}`);
     out.push('');
+    if (r.measured) {
+      out.push(`Measured: ${r.measured}`);
+      out.push('');
+    }
     for (const p of s.method) {
       out.push(p);
       out.push('');

@@ -2,6 +2,9 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express from 'express';
+import { profileOnSignal } from './profiler.js';
+
+const profile = profileOnSignal('express');
 
 const app = express();
 app.use(express.json());
@@ -14,7 +17,8 @@ const server: Server = await new Promise((resolve, reject) => {
 // Same keep-alive as the API's server.
 server.keepAliveTimeout = 65_000;
 process.stdout.write(`READY http://127.0.0.1:${(server.address() as AddressInfo).port}\n`);
-process.once('SIGTERM', () => {
+process.once('SIGTERM', async () => {
+  await profile.write();
   server.close(() => process.exit(0));
   server.closeIdleConnections();
   setTimeout(() => process.exit(0), 3000).unref();

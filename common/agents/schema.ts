@@ -46,6 +46,22 @@ export const translationSchema = z.strictObject({
   sourceLanguage: shortText(35).optional(),
 });
 
+/**
+ * When the user's turn is over: the agents library's endpointing. The wait
+ * after the user's last speech is most of the voice-to-voice latency (see
+ * docs/BENCHMARKS.md, voice to voice); shorter answers sooner and cuts slow
+ * speakers off more often.
+ */
+export const endpointingSchema = z
+  .strictObject({
+    minDelayMs: z.number().int().min(0).max(10_000).optional().describe("silence after the user's speech before their turn ends (default 500)"),
+    maxDelayMs: z.number().int().min(100).max(30_000).optional().describe('longest wait for the end of the turn (default 3000)'),
+  })
+  .refine((e) => e.minDelayMs === undefined || e.maxDelayMs === undefined || e.minDelayMs <= e.maxDelayMs, {
+    message: 'minDelayMs must not exceed maxDelayMs',
+    path: ['minDelayMs'],
+  });
+
 /** What Agent-Builder sends. */
 export const agentConfigInput = z.strictObject({
   id: agentIdSchema,
@@ -61,6 +77,7 @@ export const agentConfigInput = z.strictObject({
   translation: translationSchema.optional(),
   allowInterruptions: z.boolean().default(true),
   turnDetection: z.enum(['vad', 'stt', 'manual']).optional().describe('vad needs no cloud service'),
+  endpointing: endpointingSchema.optional(),
   maxConcurrentSessions: z.number().int().min(1).max(100_000).optional().describe('per-agent cap on running sessions'),
   metadata: metadataSchema.optional(),
 });

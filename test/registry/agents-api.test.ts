@@ -126,6 +126,7 @@ describe('agent registry HTTP API', () => {
         stt: { provider: 'whisper' },
         llm: { provider: 'openai' },
         tts: { provider: 'openai', speed: 9 },
+        endpointing: { minDelayMs: 2000, maxDelayMs: 1000 },
         surprise: true,
       });
       expect(res.status).to.equal(400);
@@ -133,7 +134,7 @@ describe('agent registry HTTP API', () => {
       expect(res.body).to.include({ status: 400, title: 'Invalid request' });
       expect(res.body.type).to.be.a('string');
       const fields = res.body.errors.map((e: { field: string }) => e.field).sort();
-      expect(fields).to.deep.equal(['id', 'llm.model', 'name', 'stt.provider', 'surprise', 'tts.speed']);
+      expect(fields).to.deep.equal(['endpointing.minDelayMs', 'id', 'llm.model', 'name', 'stt.provider', 'surprise', 'tts.speed']);
       expect((await api.call('GET', '/api/agents/bad%20id!')).status).to.equal(400);
     });
 

@@ -61,6 +61,8 @@ describe('a conversation on real WebRTC: the agent answers what was said, audibl
     for (const [id, allowInterruptions] of [['yields', true], ['holds', false]] as const) {
       await api.call('POST', '/api/agents/register', agentBody(id, { greeting: 'Ready.', instructions: 'You are the long talker.', allowInterruptions }));
     }
+    // Waits three seconds of silence before the user's turn is over, where the default waits half a second.
+    await api.call('POST', '/api/agents/register', agentBody('patient', { greeting: 'Take your time.', endpointing: { minDelayMs: 3000 } }));
     worker = await spawnWorker(api.env, stack.providers);
   });
   afterEach(async () => {
@@ -102,6 +104,23 @@ describe('a conversation on real WebRTC: the agent answers what was said, audibl
       // A part is a part: on average no longer than the whole.
       expect(sample(text, 'agent_runtime_turn_part_seconds_sum', { part })! / sample(text, 'agent_runtime_turn_part_seconds_count', { part })!, part).to.be.at.most(mean);
     }
+  });
+
+  it("endpointing.minDelayMs: the agent answers only once the user has been silent that long (3 s here; the default is 0.5 s)", async () => {
+    const user = await session('patient');
+    const joined = Date.now();
+    await until(async () => user.said('Take your time.') && user.audibleMs(joined) >= HEARD_MS, 60_000, 50);
+    await user.agentQuiet(joined);
+
+    const spokenAt = Date.now();
+    await say(user, ASK_TABLE);
+    // say() returns once the phrase and its 1.2 s of silence have played out: the speech ended before that.
+    const speechEnded = Date.now() - 1200;
+    // With the default the answer would be playing by now (about 0.8 s after the speech here).
+    await sleep(Math.max(0, speechEnded + 2000 - Date.now()));
+    expect(user.firstAudibleAt(spokenAt), 'agent audio before the turn could be over').to.equal(undefined);
+    await until(async () => user.said(ANSWERS[ASK_TABLE]!) && user.audibleMs(spokenAt) >= HEARD_MS, 45_000, 50);
+    expect(user.firstAudibleAt(spokenAt)! - speechEnded, 'ms from the end of speech to the answer').to.be.at.least(2500);
   });
 
   /** Ms from the start of `pcm` to its first audible 10 ms (espeak leads with a little silence). */
