@@ -17,6 +17,7 @@ import path from 'node:path';
 import { setRtcLogLevel } from '../common/rtc-log.js';
 import { ROOT } from '../tools/lib/paths.js';
 import { servicesDown, servicesUp, stackEnv } from '../tools/lib/services.js';
+import { ensureSystemPackages } from '../tools/lib/system-packages.js';
 import { benchBatch } from './batch.js';
 import { benchDispatch } from './dispatch.js';
 import { benchEndToEnd, E2E_SESSIONS } from './end-to-end.js';
@@ -74,6 +75,8 @@ if (!only || only.includes('end-to-end') || only.includes('placement') || only.i
   log('[bench] npm run build');
   execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
 }
+// The voice section speaks with espeak-ng, as the tests do.
+ensureSystemPackages((m) => console.log(`[setup] ${m}`));
 const started = await servicesUp(stackEnv(), (m) => console.log(`[services] ${m}`));
 let code = 1;
 try {
