@@ -50,6 +50,13 @@ function watch(page: Page) {
   return { urls, sockets, console };
 }
 
+/** Waits for a transcript line; on a timeout the error shows the transcript and what the recognizer decided. */
+async function line(page: Page, what: string, match: (l: { who: string; text: string; final: boolean }) => boolean, ms: number, recognizer?: PhraseRecognizer) {
+  await until(async () => (await transcript(page)).some(match), ms, 100).catch(async () => {
+    throw new Error(`no ${what} within ${ms} ms; transcript: ${JSON.stringify(await transcript(page))}; recognizer: ${JSON.stringify(recognizer?.decisions ?? [])}`);
+  });
+}
+
 async function useKey(page: Page, key: string) {
   await page.locator('#api-key').fill(key);
   await page.locator('#use-key').click();
@@ -62,6 +69,7 @@ describe('the playground page in Chromium: talking to an agent through the API',
   let openai: FakeOpenAI;
   let worker: WorkerProcess;
   let browser: Browser;
+  let recognizer: PhraseRecognizer;
   const contexts: BrowserContext[] = [];
 
   async function newPage(): Promise<Page> {
@@ -76,7 +84,8 @@ describe('the playground page in Chromium: talking to an agent through the API',
     stack = await startWorkerStack();
     ({ api, openai } = stack);
     // The transcript is what the page's microphone said: a broken audio path cannot produce the answer.
-    stack.deepgram.setRecognizer(new PhraseRecognizer([ASK]));
+    recognizer = new PhraseRecognizer([ASK]);
+    stack.deepgram.setRecognizer(recognizer);
     openai.setReply((req: ChatRequest) => (lastUserText(req) === ASK ? ANSWER : 'Sorry, I did not catch that.'));
     await api.call('POST', '/api/agents/register', agentBody('play', { name: 'Playground agent', greeting: GREETING }));
     worker = await spawnWorker(api.env, stack.providers);
@@ -131,15 +140,15 @@ describe('the playground page in Chromium: talking to an agent through the API',
     expect(steps.filter((s) => s !== 'dispatching'), 'the states the page showed').to.deep.equal(['queued', 'dispatched', 'active']);
     const sessionId = (await page.locator('#session-id').innerText()).trim();
 
-    await until(async () => (await transcript(page)).some((l) => l.who === 'agent' && l.final && l.text.includes(GREETING)), 60_000, 100);
+    await line(page, 'greeting', (l) => l.who === 'agent' && l.final && l.text.includes(GREETING), 60_000);
     // Quiet for a second: the greeting's audio is over.
     await until(async () => page.evaluate(QUIET_FOR_A_SECOND) as Promise<boolean>, 30_000, 0);
     await page.locator('#mic-toggle').click();
     await page.locator('#mic-toggle[data-on="true"]').waitFor();
 
     // The phrase, recognized from the audio that crossed WebRTC, then the reply, as text.
-    await until(async () => (await transcript(page)).some((l) => l.who === 'user' && l.final && l.text === ASK), 45_000, 100);
-    await until(async () => (await transcript(page)).some((l) => l.who === 'agent' && l.text.includes(ANSWER)), 45_000, 100);
+    await line(page, 'final transcript of the phrase', (l) => l.who === 'user' && l.final && l.text === ASK, 45_000, recognizer);
+    await line(page, 'reply', (l) => l.who === 'agent' && l.text.includes(ANSWER), 45_000, recognizer);
     await page.screenshot({ path: path.join(OUT, 'conversation.png'), fullPage: true });
 
     // The reply's audio, measured by the page's analyser, and the latency it measured for the turn.
@@ -160,7 +169,7 @@ describe('the playground page in Chromium: talking to an agent through the API',
     } else {
       process.stderr.write('      (the worker measured no latency for this turn: its VAD did not see the speech end)\n');
     }
-    await until(async () => (await transcript(page)).some((l) => l.who === 'agent' && l.final && l.text.includes(ANSWER)), 30_000, 100);
+    await line(page, 'final reply', (l) => l.who === 'agent' && l.final && l.text.includes(ANSWER), 30_000);
 
     const lines = await transcript(page);
     // Interim text was replaced by the final one, not added to it: one line for the phrase.
@@ -216,7 +225,7 @@ describe('the playground page in Chromium: talking to an agent through the API',
       await page.locator('#start').click();
       await page.locator('#error').filter({ hasText: 'Microphone permission denied' }).waitFor({ timeout: 30_000 });
       expect(await page.locator('#mic-toggle').getAttribute('data-on')).to.equal('false');
-      await until(async () => (await transcript(page)).some((l) => l.who === 'agent' && l.text.includes(GREETING)), 60_000, 100);
+      await line(page, 'greeting', (l) => l.who === 'agent' && l.text.includes(GREETING), 60_000);
       await page.locator('#end').click();
       await page.locator('#status[data-status="ended"]').waitFor({ timeout: 15_000 });
     } finally {
