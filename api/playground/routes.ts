@@ -61,6 +61,10 @@ export function playgroundRoutes(livekitUrl: string): Router {
   r.get(`${PLAYGROUND_PATH}/vendor/livekit-client.mjs`, (_req, res) => {
     res.type('js').sendFile(LIVEKIT_CLIENT, { maxAge: '1h' });
   });
+  // Its source map, under the name the module's last line gives it (browsers' developer tools ask for it).
+  r.get(`${PLAYGROUND_PATH}/vendor/livekit-client.esm.mjs.map`, (_req, res) => {
+    res.type('json').sendFile(`${LIVEKIT_CLIENT}.map`, { maxAge: '1h' });
+  });
   r.use(PLAYGROUND_PATH, express.static(STATIC, { index: false, maxAge: 0, redirect: false }));
   return r;
 }

@@ -121,6 +121,7 @@ describe('the playground page in Chromium: talking to an agent through the API',
     expect(lib.status).to.equal(200);
     expect(lib.headers.get('content-type')).to.match(/javascript/);
     expect(await lib.text()).to.match(/export\s*\{/);
+    expect((await fetch(`${api.url}/playground/vendor/livekit-client.esm.mjs.map`)).status, 'its source map').to.equal(200);
   });
 
   it('a conversation: the session moves to active, the agent greets, hears the microphone, answers audibly, and each turn has its latency', async () => {
