@@ -3,7 +3,9 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ROOT, TEST_OUTPUT_DIR } from '../../tools/lib/paths.js';
+import type { RunningDispatcher } from '../../dispatcher/server.js';
 import { agentBody, startTestApi, TEST_API_KEY, type TestApi } from '../support/api.js';
+import { startTestDispatcher } from '../support/dispatcher.js';
 import { concatPcm, silencePcm, speechPcm, wavFromPcm } from '../support/fakes/audio.js';
 import { lastUserText, type ChatRequest, type FakeOpenAI } from '../support/fakes/openai.js';
 import { PhraseRecognizer } from '../support/fakes/recognizer.js';
@@ -248,6 +250,33 @@ describe('the playground page in Chromium: talking to an agent through the API',
     await page.locator('#status[data-status="failed"]').waitFor({ timeout: 60_000 });
     expect(await page.locator('#error').innerText()).to.include('provider not configured').and.include('DEEPGRAM_API_KEY');
     expect(await page.locator('#start').isEnabled()).to.equal(true);
+  });
+
+  describe('with no agent worker for the API', () => {
+    let lonely: TestApi;
+    let dispatcher: RunningDispatcher;
+    before(async () => {
+      // The shared LiveKit, a dispatcher that waits 2 s for an agent, and no worker under this API's agent name.
+      lonely = await startTestApi();
+      dispatcher = await startTestDispatcher(lonely.env, { AGENT_JOIN_TIMEOUT: '2' });
+      await lonely.call('POST', '/api/agents/register', agentBody('nobody'));
+    });
+    after(async () => {
+      await dispatcher.stop();
+      await lonely.stop();
+    });
+
+    it('says no agent joined within the join timeout once the session fails for it', async () => {
+      const page = await newPage();
+      await page.goto(`${lonely.url}/playground`);
+      await useKey(page, TEST_API_KEY);
+      await page.locator('#agent option[value="nobody"]').waitFor({ state: 'attached' });
+      await page.locator('#mic-at-start').uncheck();
+      await page.locator('#start').click();
+      await page.locator('#status[data-status="failed"]').waitFor({ timeout: 45_000 });
+      expect(await page.locator('#error').innerText()).to.include('No agent joined within the join timeout').and.include('agent_never_joined');
+      expect(await page.locator('#agent-presence').getAttribute('data-present')).to.equal('false');
+    });
   });
 
   describe('with LiveKit unreachable', () => {
