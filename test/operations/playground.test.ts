@@ -160,8 +160,9 @@ describe('the playground page in Chromium: talking to an agent through the API',
     const measured = Number(await turn.locator('td.measured').innerText());
     expect(measured, 'ms from the end of speech to the reply, measured by the page').to.be.above(0);
     await until(async () => Number(await turn.getAttribute('data-reply-peak')) > REPLY_FLOOR, 15_000, 100);
-    // The worker's own figure for the turn, from its data message: the number its metric recorded. (The agent
-    // session has one only when its VAD saw the speech end; on a starved machine it may not, and then none is sent.)
+    // The worker's own figure for the turn, from its data message: the number its metric recorded. (The agents library
+    // gives a reply a voice-to-voice figure only when it knows when the user stopped speaking; on a loaded machine
+    // some turns come without one, are not counted, and nothing is sent.)
     const workerSeconds = await until(async () => {
       const text = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
       return (sample(text, 'agent_runtime_turn_latency_seconds_count') ?? 0) >= 1 ? sample(text, 'agent_runtime_turn_latency_seconds_sum')! : undefined;
@@ -170,7 +171,7 @@ describe('the playground page in Chromium: talking to an agent through the API',
       await turn.locator('td.worker').filter({ hasText: /^\d+$/ }).waitFor({ timeout: 10_000 });
       expect(Number(await turn.locator('td.worker').innerText()), "the worker's ms").to.equal(Math.round(workerSeconds * 1000));
     } else {
-      process.stderr.write('      (the worker measured no latency for this turn: its VAD did not see the speech end)\n');
+      process.stderr.write('      (the agent session gave this turn no voice-to-voice figure: not counted, nothing sent)\n');
     }
     await line(page, 'final reply', (l) => l.who === 'agent' && l.final && l.text.includes(ANSWER), 30_000);
 
