@@ -22,6 +22,8 @@ ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The playground page's files are served as they are (not compiled): beside its compiled router.
+COPY --from=build /app/api/playground/static ./dist/api/playground/static
 USER node
 EXPOSE 8080
 CMD ["node", "dist/api/main.js"]

@@ -14,6 +14,7 @@ import type { SessionService } from './sessions/service.js';
 import { requireAdminKey, requireApiKey } from './http/auth.js';
 import { ProviderCheck } from './agents/provider-check.js';
 import { docsPage } from './docs/docs-page.js';
+import { playgroundRoutes } from './playground/routes.js';
 import { QUEUES_BOARD_PATH } from './admin/queues-board.js';
 import type { ApiMetrics } from './http/metrics.js';
 import { jsonBody } from './http/json-body.js';
@@ -71,6 +72,8 @@ export function createApp(d: ApiDeps): Express {
   });
 
   app.use(docsPage());
+  // The page is public like /docs; everything it does goes through /api with the key its user types.
+  app.use(playgroundRoutes(d.config.LIVEKIT_PUBLIC_URL ?? d.config.LIVEKIT_URL));
 
   // `/health` is the original service's path: callers of that one keep working.
   app.get(['/healthz', '/health'], (_req, res) => {

@@ -9,6 +9,7 @@ import type { WorkerDeps } from './deps.js';
 import { jobTarget } from './job-target.js';
 import type { TurnPart } from './metrics.js';
 import { JobSessionRecord } from './session-record.js';
+import { publishTurn } from './turn-report.js';
 import { instructionsFor, pipelineFor } from './pipeline.js';
 import { LatestFrame, RuntimeAgent } from './vision.js';
 
@@ -116,6 +117,7 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
       if (m.llmNodeTtft !== undefined) parts.llm_ttft = m.llmNodeTtft;
       if (m.ttsNodeTtfb !== undefined) parts.tts_ttfb = m.ttsNodeTtfb;
       events.onTurn?.(m.e2eLatency!, parts);
+      publishTurn(ctx.room, { seconds: m.e2eLatency!, parts });
       endOfTurn = undefined;
     }
   });

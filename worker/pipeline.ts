@@ -3,6 +3,7 @@ import * as deepgram from '@livekit/agents-plugin-deepgram';
 import * as openai from '@livekit/agents-plugin-openai';
 import type { WorkerConfig } from '../common/config.js';
 import type { AgentConfig } from '../common/agents/index.js';
+import { configuredProviders, providersNeeded } from '../common/workers/providers.js';
 
 type SessionOptions = NonNullable<ConstructorParameters<typeof voice.AgentSession>[0]>;
 
@@ -24,6 +25,11 @@ export function instructionsFor(config: AgentConfig): string {
  * detection defaults to it too.
  */
 export function pipelineFor(config: AgentConfig, env: WorkerConfig): SessionOptions {
+  // Checked here, not left to the plugins: they refuse only an undefined key and take '' (an unset
+  // variable, or one set empty) as a key, so the session would start and fail at its first request.
+  const have = configuredProviders(env);
+  const missing = providersNeeded(config).filter((p) => !have.includes(p));
+  if (missing.length) throw new Error(`no key for ${missing.join(', ')}`);
   const language = config.translation?.sourceLanguage ?? config.stt.language;
   const stt =
     config.stt.provider === 'deepgram'

@@ -13,12 +13,13 @@ function workerInfo(providers?: WorkerInfo['providers']): WorkerInfo {
 
 describe('operator experience', () => {
   describe('the start banner', () => {
-    it('names the API, its dev key, LiveKit, the docs page, the queue board and metrics', () => {
+    it('names the API, its dev key, LiveKit, the docs page, the playground, the queue board and metrics', () => {
       const lines = startBanner({ OPENAI_API_KEY: 'sk-test', DEEPGRAM_API_KEY: 'dg-test' }).join('\n');
       expect(lines).to.include('http://127.0.0.1:8080');
       expect(lines).to.include('key: dev-api-key');
       expect(lines).to.include('ws://127.0.0.1:7880');
       expect(lines).to.include('http://127.0.0.1:8080/docs');
+      expect(lines).to.include('http://127.0.0.1:8080/playground');
       expect(lines).to.include('http://127.0.0.1:8080/admin/queues');
       expect(lines).to.include('dev-admin-key');
       expect(lines).to.include('/metrics');

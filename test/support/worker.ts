@@ -45,7 +45,17 @@ export async function spawnWorker(env: Record<string, string>, overrides: Record
     }
     child.once('exit', (code) => reject(new Error(`worker exited with ${code}:\n${lines.slice(-30).join('\n')}`)));
   });
-  await registered;
+  try {
+    await registered;
+  } catch (err) {
+    // A worker that never got ready is not left behind with its job processes.
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
+    throw err;
+  }
   return {
     child,
     get healthPort() {

@@ -63,6 +63,22 @@ describe('worker: which agent a job is for, and its pipeline', () => {
     expect(b.turnHandling).to.deep.equal({ turnDetection: 'stt', interruption: { enabled: false, mode: 'vad' } });
   });
 
+  it('refuses to build a pipeline whose provider has no key, set empty or unset (the plugins would take an empty key)', () => {
+    const urls = { OPENAI_BASE_URL: 'http://127.0.0.1:1/v1', DEEPGRAM_BASE_URL: 'http://127.0.0.1:2' };
+    const saved = process.env.DEEPGRAM_API_KEY;
+    // The Deepgram plugin's own default reads the variable: set empty here, as a user who blanks it would.
+    process.env.DEEPGRAM_API_KEY = '';
+    try {
+      expect(() => pipelineFor(config(), loadConfig(workerEnv, { ...urls, OPENAI_API_KEY: 'k', DEEPGRAM_API_KEY: '' }))).to.throw(/no key for deepgram/);
+      expect(() => pipelineFor(config(), loadConfig(workerEnv, { ...urls, DEEPGRAM_API_KEY: 'd' }))).to.throw(/no key for openai/);
+      // An agent that needs only OpenAI starts without a Deepgram key.
+      expect(pipelineFor(config({ stt: { provider: 'openai' } }), loadConfig(workerEnv, { ...urls, OPENAI_API_KEY: 'k' })).stt).to.be.instanceOf(openai.STT);
+    } finally {
+      if (saved === undefined) delete process.env.DEEPGRAM_API_KEY;
+      else process.env.DEEPGRAM_API_KEY = saved;
+    }
+  });
+
   it('defaults to the real provider endpoints', () => {
     const env = loadConfig(workerEnv, {});
     expect(env.OPENAI_BASE_URL).to.equal('https://api.openai.com/v1');

@@ -22,6 +22,7 @@ export function startBanner(env: NodeJS.ProcessEnv): string[] {
     `  API        ${url}   key: ${key}`,
     `  LiveKit    ${api.LIVEKIT_URL}`,
     `  API docs   ${url}/docs`,
+    `  playground ${url}/playground   (talk to an agent from this browser)`,
     admin.length ? `  queues     ${url}/admin/queues   (${adminKey}; user name: any)` : '  queues     off: set ADMIN_API_KEYS',
     `  metrics    ${url}/metrics, http://${host(dispatcher.DISPATCHER_HOST)}:${dispatcher.DISPATCHER_METRICS_PORT}/metrics (dispatcher), http://${host(worker.WORKER_HOST)}:${worker.WORKER_METRICS_PORT}/metrics (worker)`,
     '  CLI        npx agent-runtime --help',

@@ -15,3 +15,6 @@ export const BIN_DIR = path.resolve(process.env.AGENT_RUNTIME_BIN ?? path.join(C
 
 export const LOG_DIR = path.join(CACHE_DIR, 'logs');
 export const RUN_DIR = path.join(CACHE_DIR, 'run');
+
+/** What tests leave for people to look at (screenshots, recordings): git-ignored. */
+export const TEST_OUTPUT_DIR = path.join(CACHE_DIR, 'test-output');
