@@ -177,6 +177,7 @@ export class WorkerPresence {
     clearInterval(this.timer);
     await this.beating;
     this.server = undefined;
-    await this.o.capacity.leave(this.id).catch(() => undefined);
+    // Unwritten, the heartbeat lapses in 2 s and the dispatchers drop this worker then.
+    await this.o.capacity.leave(this.id).catch((err: Error) => this.o.log.warn({ err: err.message }, 'worker not removed from capacity'));
   }
 }
