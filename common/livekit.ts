@@ -1,4 +1,5 @@
 import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import { UnavailableError } from './errors.js';
 
 export interface LivekitSettings {
   LIVEKIT_URL: string;
@@ -43,6 +44,22 @@ export function classifyLivekitError(err: unknown): LivekitErrorClass {
   }
   if (e.status >= 500 || (e.code && TRANSIENT_CODES.has(e.code))) return { kind: 'transient' };
   return { kind: 'permanent', reason: `livekit_${e.code ?? e.status}` };
+}
+
+/**
+ * A LiveKit call that removes something (a room, a dispatch) which may be gone
+ * already: gone counts as done. LiveKit unreachable, failing or rate limiting
+ * is an outage the caller may retry (UnavailableError); a refusal is thrown as
+ * it came.
+ */
+export async function doneIfGone(removal: Promise<unknown>): Promise<void> {
+  try {
+    await removal;
+  } catch (err) {
+    if (isNotFound(err)) return;
+    if (classifyLivekitError(err).kind !== 'permanent') throw new UnavailableError('livekit', { cause: err });
+    throw err;
+  }
 }
 
 /** ParticipantInfo.Kind.AGENT in LiveKit's protocol (livekit-server-sdk does not export the enum). */

@@ -46,7 +46,7 @@ export class CapacityGate {
     this.timers.push(setInterval(() => this.wake(), POLL_MS));
     this.timers.push(
       setInterval(() => {
-        void this.capacity.markWaiting(this.waiters.map((w) => w.sessionId)).catch(() => undefined);
+        void this.capacity.markWaiting(this.waiters.map((w) => w.sessionId)).catch((err: Error) => this.notMarked(err));
       }, MARK_MS),
     );
   }
@@ -61,14 +61,22 @@ export class CapacityGate {
     // Nobody ahead and a slot free: no wait.
     if (this.waiters.length === 0 && (await this.capacity.reserve(sessionId))) return 0;
     const waited = new Promise<number>((resolve, reject) => this.waiters.push({ sessionId, since: Date.now(), resolve, reject }));
-    await this.capacity.markWaiting([sessionId]).catch(() => undefined);
+    await this.capacity.markWaiting([sessionId]).catch((err: Error) => this.notMarked(err));
     this.wake();
     return waited;
   }
 
-  /** Gives back a reserved slot that will not be used (the session moved on meanwhile). */
-  release(sessionId: string): Promise<void> {
-    return this.capacity.unreserve(sessionId);
+  /**
+   * Gives back a reserved slot that will not be used (the session moved on meanwhile). Never
+   * throws: a reservation not given back lapses by itself, so a failure is only logged.
+   */
+  async release(sessionId: string): Promise<void> {
+    await this.capacity.unreserve(sessionId).catch((err: Error) => this.log.warn({ sessionId, err: err.message }, 'worker slot reservation not given back'));
+  }
+
+  /** Waiting marks only feed the waiting-for-capacity gauge (marks expire), so a failed write is logged and the wait goes on. */
+  private notMarked(err: Error): void {
+    this.log.debug({ err: err.message }, 'waiting for capacity not marked');
   }
 
   private wake(): void {
@@ -93,7 +101,7 @@ export class CapacityGate {
       const head = this.waiters[0]!;
       if (!(await this.capacity.reserve(head.sessionId))) return;
       this.waiters.shift();
-      await this.capacity.unmarkWaiting(head.sessionId).catch(() => undefined);
+      await this.capacity.unmarkWaiting(head.sessionId).catch((err: Error) => this.notMarked(err));
       head.resolve(Date.now() - head.since);
     }
   }
@@ -103,7 +111,7 @@ export class CapacityGate {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     for (const w of this.waiters.splice(0)) {
-      await this.capacity.unmarkWaiting(w.sessionId).catch(() => undefined);
+      await this.capacity.unmarkWaiting(w.sessionId).catch((err: Error) => this.notMarked(err));
       w.reject(new GateClosedError());
     }
     this.subscriber.disconnect();

@@ -7,6 +7,7 @@ import {
   dispatchMetadata,
   ENTERED_FROM,
   generationOf,
+  PLACEABLE_STATUSES,
   type Placements,
   type SessionJob,
   type SessionStatus,
@@ -42,9 +43,6 @@ export type Outcome =
   | { result: 'busy' }
   /** The agent is at its maxConcurrentSessions: the session stays queued. */
   | { result: 'at-capacity' };
-
-/** Statuses in which a later generation is still wanted: an agent is on its way or being replaced. */
-const PLACEABLE: readonly SessionStatus[] = ['dispatched', 'recovering'];
 
 /**
  * Turns one session job into exactly one LiveKit agent dispatch.
@@ -96,7 +94,7 @@ export async function dispatchSession(job: SessionJob, d: DispatchDeps, attempt 
     const before = (await d.store.status(job.sessionId)) ?? 'queued';
     // Only a session that still wants an agent gets one (not cancelled, not dispatched by an
     // earlier run of this job, not placed again meanwhile). A record not written yet is queued.
-    if (gen === 0 ? !ENTERED_FROM.dispatched.includes(before) : !PLACEABLE.includes(before)) return await skipped(job, d, config, before);
+    if (gen === 0 ? !ENTERED_FROM.dispatched.includes(before) : !PLACEABLE_STATUSES.includes(before)) return await skipped(job, d, config, before);
     if (gen > 0 && (await d.placements.get(job.sessionId)).gen !== gen) return await skipped(job, d, config, 'superseded');
 
     const metadata = dispatchMetadata(job, configVersion, gen);
@@ -105,7 +103,7 @@ export async function dispatchSession(job: SessionJob, d: DispatchDeps, attempt 
     return outcome.result === 'skipped' ? await skipped(job, d, config, outcome.status) : outcome;
   } finally {
     // A reserved worker slot that no dispatch uses goes back at once.
-    if (d.gate && !slotUsed) await d.gate.release(job.sessionId).catch(() => undefined);
+    if (d.gate && !slotUsed) await d.gate.release(job.sessionId);
     await release?.();
   }
 }

@@ -1,7 +1,7 @@
 import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
 import { usersIn } from '../common/livekit.js';
 import type { Recovery } from '../common/queue.js';
-import { endedFields, jobFromRecord, type Placements, type SessionJob, type SessionStore, TERMINAL_STATUSES } from '../common/sessions/index.js';
+import { endedFields, jobFromRecord, PLACEABLE_STATUSES, type Placements, type SessionJob, type SessionStore, TERMINAL_STATUSES } from '../common/sessions/index.js';
 import type { WorkerCapacity } from '../common/workers/capacity.js';
 import { withdrawSessionDispatches } from './session-dispatches.js';
 
@@ -74,7 +74,7 @@ export async function checkAgentJoined(check: { sessionId: string; generation: n
     }
   }
   const s = await d.store.get(check.sessionId);
-  if (!s || (s.status !== 'dispatched' && s.status !== 'recovering')) return 'joined-or-over';
+  if (!s || !PLACEABLE_STATUSES.includes(s.status)) return 'joined-or-over';
   if (Date.now() < onItsWay) return { later: onItsWay - Date.now() };
   if (!s.redispatches) {
     // Take the session from the job that never joined (force), unless it moved on since.

@@ -1,12 +1,14 @@
 import type { JobContext } from '@livekit/agents';
+import type { Room } from '@livekit/rtc-node';
 import { llm, voice } from '@livekit/agents';
-import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
 import { AgentNotFoundError, AgentVersionNotFoundError, toAppError, UnavailableError } from '../common/errors.js';
 import type { AgentConfig, Tier } from '../common/agents/index.js';
+import type { Logger } from '../common/logger.js';
 import type { Turn } from '../common/sessions/index.js';
 import { BitHumanAvatar, BITHUMAN_IDENTITY } from './avatar/bithuman.js';
 import type { WorkerDeps } from './deps.js';
-import { jobTarget } from './job-target.js';
+import { firstUserIn, watchSessionEnd } from './job-room.js';
+import { jobTarget, type JobTarget } from './job-target.js';
 import type { TurnPart } from './metrics.js';
 import { JobSessionRecord } from './session-record.js';
 import { publishTurn } from './turn-report.js';
@@ -40,6 +42,8 @@ function contextFrom(turns: Turn[]): llm.ChatContext {
  * resolve its config through the cache, build its pipeline, start the avatar
  * if it has one, start the session in the room, greet (or, replacing an agent
  * that died, continue its conversation), and keep the session record in step.
+ * The steps are the functions below; the session record is worker/session-record.ts,
+ * the pipeline worker/pipeline.ts, the room's end of the session worker/job-room.ts.
  */
 export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents = {}): Promise<void> {
   const received = performance.now();
@@ -64,24 +68,9 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   };
 
   if (!target.agentId) return fail('no_agent_id');
-  let config: AgentConfig;
-  try {
-    const started = performance.now();
-    // The version the session was asked with, not whatever the agent became since; a dispatch without one
-    // (made before dispatches carried it, or by something else) runs the current config.
-    const resolved =
-      target.configVersion !== undefined ? await d.resolver.resolveVersion(target.agentId, target.configVersion) : await d.resolver.resolve(target.agentId);
-    config = resolved.config;
-    const resolveMs = performance.now() - started;
-    events.onResolved?.(resolved.tier, resolveMs / 1000);
-    log.info({ tier: resolved.tier, version: config.version, resolveMs: Math.round(resolveMs * 1000) / 1000 }, 'agent config resolved');
-  } catch (err) {
-    const app = toAppError(err);
-    if (app instanceof AgentNotFoundError) return fail('agent_not_found');
-    if (app instanceof AgentVersionNotFoundError) return fail('agent_version_not_found');
-    if (app instanceof UnavailableError) return fail('config_unavailable');
-    throw err;
-  }
+  const resolved = await resolveConfig(target.agentId, target, d, events, log);
+  if ('failure' in resolved) return fail(resolved.failure);
+  const { config } = resolved;
 
   let pipeline: ReturnType<typeof pipelineFor>;
   try {
@@ -103,6 +92,62 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   log.info('room connected');
 
   const session = new voice.AgentSession(pipeline);
+  observeTurns(session, ctx.room, sessionId, d, events, log);
+  await startAvatar(config, session, ctx, d, events, log);
+
+  await session.start({
+    agent: new RuntimeAgent(instructionsFor(config), frames, history.length ? contextFrom(history) : undefined),
+    room: ctx.room,
+    outputOptions: { transcriptionEnabled: config.transcription },
+  });
+  log.info('agent session started');
+  const startedAt = Date.now();
+  const resumed = history.length > 0;
+  events.onStarted?.(config.id, (performance.now() - received) / 1000, resumed);
+  if (target.requestedAt) events.onStage?.('session_started', (Date.now() - target.requestedAt) / 1000);
+  const firstUser = firstUserIn(ctx.room);
+  await record.active(ctx.job.dispatchId || undefined, { ...(firstUser ? { user: firstUser } : {}), configVersion: config.version });
+
+  watchSessionEnd(ctx, session, {
+    noUserTimeoutSeconds: d.config.SESSION_NO_USER_TIMEOUT,
+    deleteRoomWhenLeft: !!target.automatic,
+    log,
+    async onEnd(reason) {
+      frames?.close();
+      events.onEnded?.(config.id, jobId);
+      await record.ended({ endedAt: new Date(), durationSeconds: Math.round((Date.now() - startedAt) / 100) / 10, ...(reason ? { failureReason: reason } : {}) });
+    },
+  });
+
+  if (config.greeting && !resumed) session.say(config.greeting, { allowInterruptions: config.allowInterruptions });
+  if (resumed) log.info({ turns: history.length }, 'continuing the conversation of an agent that died');
+}
+
+/**
+ * The config the session runs: the version it was asked with, not whatever the agent became since; a
+ * dispatch without one (made before dispatches carried it, or by something else) runs the current config.
+ * An agent or version that does not exist, or a config that cannot be read, is the job's failure reason.
+ */
+async function resolveConfig(agentId: string, target: JobTarget, d: WorkerDeps, events: JobEvents, log: Logger): Promise<{ config: AgentConfig } | { failure: string }> {
+  try {
+    const started = performance.now();
+    const resolved = target.configVersion !== undefined ? await d.resolver.resolveVersion(agentId, target.configVersion) : await d.resolver.resolve(agentId);
+    const config = resolved.config;
+    const resolveMs = performance.now() - started;
+    events.onResolved?.(resolved.tier, resolveMs / 1000);
+    log.info({ tier: resolved.tier, version: config.version, resolveMs: Math.round(resolveMs * 1000) / 1000 }, 'agent config resolved');
+    return { config };
+  } catch (err) {
+    const app = toAppError(err);
+    if (app instanceof AgentNotFoundError) return { failure: 'agent_not_found' };
+    if (app instanceof AgentVersionNotFoundError) return { failure: 'agent_version_not_found' };
+    if (app instanceof UnavailableError) return { failure: 'config_unavailable' };
+    throw err;
+  }
+}
+
+/** Each answered turn's latency to the worker's metrics, and (for a session) every turn kept for an agent that may replace this one. */
+function observeTurns(session: voice.AgentSession, room: Room, sessionId: string | undefined, d: WorkerDeps, events: JobEvents, log: Logger): void {
   // Each answer's voice-to-voice latency, as the agent session measures it: the user's end of speech (VAD) to
   // the agent's first audio out, with the user turn's end-of-utterance wait and the answer's first LLM token and TTS audio.
   let endOfTurn: number | undefined;
@@ -117,7 +162,7 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
       if (m.llmNodeTtft !== undefined) parts.llm_ttft = m.llmNodeTtft;
       if (m.ttsNodeTtfb !== undefined) parts.tts_ttfb = m.ttsNodeTtfb;
       events.onTurn?.(m.e2eLatency!, parts);
-      publishTurn(ctx.room, { seconds: m.e2eLatency!, parts });
+      publishTurn(room, { seconds: m.e2eLatency!, parts });
       endOfTurn = undefined;
     }
   });
@@ -129,7 +174,10 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
       if (text) void d.turns.append(sessionId, { role: item.role, text }).catch((err: Error) => log.warn({ err: err.message }, 'turn not kept'));
     });
   }
+}
 
+/** The agent's avatar, before its session starts; none (voice only) when it has none, this worker has no BitHuman secret, or it fails. */
+async function startAvatar(config: AgentConfig, session: voice.AgentSession, ctx: JobContext, d: WorkerDeps, events: JobEvents, log: Logger): Promise<void> {
   if (config.avatarModel && !d.config.BITHUMAN_API_SECRET) {
     // Without a secret BitHuman can only answer 401 (after a round trip the greeting would wait for): skip it at once.
     events.onAvatar?.('avatar_not_configured');
@@ -153,64 +201,4 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
       log.warn({ err: (err as Error).message }, 'avatar did not start; voice only');
     }
   }
-
-  await session.start({
-    agent: new RuntimeAgent(instructionsFor(config), frames, history.length ? contextFrom(history) : undefined),
-    room: ctx.room,
-    outputOptions: { transcriptionEnabled: config.transcription },
-  });
-  log.info('agent session started');
-  const startedAt = Date.now();
-  const resumed = history.length > 0;
-  events.onStarted?.(config.id, (performance.now() - received) / 1000, resumed);
-  if (target.requestedAt) events.onStage?.('session_started', (Date.now() - target.requestedAt) / 1000);
-  const firstUser = [...ctx.room.remoteParticipants.values()].find((p) => p.kind !== ParticipantKind.AGENT)?.identity;
-  await record.active(ctx.job.dispatchId || undefined, { ...(firstUser ? { user: firstUser } : {}), configVersion: config.version });
-
-  // The session is over when the agent session closes (the user left, the room closed): its worker
-  // slot is free from then on, not only once the job process has finished shutting down (seconds later).
-  let ended: Promise<void> | undefined;
-  const end = (reason?: string) =>
-    (ended ??= (async () => {
-      clearTimeout(noUser);
-      frames?.close();
-      events.onEnded?.(config.id, jobId);
-      await record.ended({ endedAt: new Date(), durationSeconds: Math.round((Date.now() - startedAt) / 100) / 10, ...(reason ? { failureReason: reason } : {}) });
-    })());
-  ctx.addShutdownCallback(() => end());
-  // A user who never comes (or left before the agent arrived) would keep the agent, and its worker slot, forever.
-  const userHere = () => [...ctx.room.remoteParticipants.values()].some((p) => p.kind !== ParticipantKind.AGENT);
-  let userSeen = userHere();
-  ctx.room.on(RoomEvent.ParticipantConnected, (p) => {
-    if (p.kind !== ParticipantKind.AGENT) userSeen = true;
-  });
-  const noUser =
-    d.config.SESSION_NO_USER_TIMEOUT > 0
-      ? setTimeout(() => {
-          if (userSeen || userHere()) return;
-          log.info({ seconds: d.config.SESSION_NO_USER_TIMEOUT }, 'no user joined: ending the session');
-          void end('no_user');
-          ctx.shutdown('no user joined');
-        }, d.config.SESSION_NO_USER_TIMEOUT * 1000)
-      : undefined;
-
-  // The last user gone: the session is over (the agent session closes itself for this, draining its
-  // speech for half a second or more); the slot is free for the next session from now.
-  ctx.room.on(RoomEvent.ParticipantDisconnected, (p) => {
-    if (p.kind !== ParticipantKind.AGENT && !userHere()) {
-      // LiveKit dispatches automatically only when it creates a room: an automatic session's room goes
-      // with it, so a user who joins agent-{id}-room again at once opens a new one and gets an agent.
-      if (target.automatic) void ctx.deleteRoom().catch((err: Error) => log.warn({ err: err.message }, 'room not deleted'));
-      void end();
-    }
-  });
-  // A room closed under the agent (deleted, or the agent removed) ends it too; the session's own close can take seconds.
-  ctx.room.on(RoomEvent.Disconnected, () => void end());
-  session.on(voice.AgentSessionEventTypes.Close, () => {
-    void end();
-    ctx.shutdown('agent session closed');
-  });
-
-  if (config.greeting && !resumed) session.say(config.greeting, { allowInterruptions: config.allowInterruptions });
-  if (resumed) log.info({ turns: history.length }, 'continuing the conversation of an agent that died');
 }

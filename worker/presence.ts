@@ -25,6 +25,9 @@ export class WorkerPresence {
   /** Job processes that finished their prewarm and have no job yet, by pid. */
   private readonly warm = new Set<number>();
   private everWarm = false;
+  private markTakingJobs!: () => void;
+  /** Resolves once a job process is warm: from then on this worker takes jobs. */
+  readonly takingJobs = new Promise<void>((resolve) => (this.markTakingJobs = resolve));
   private draining = false;
   private timer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
@@ -124,6 +127,7 @@ export class WorkerPresence {
       if (!this.everWarm) {
         this.everWarm = true;
         this.o.log.info('a job process is warm: taking jobs');
+        this.markTakingJobs();
       }
     } else if (e.type === 'received' && e.pid) this.warm.delete(e.pid);
     else if (e.type === 'ended' && e.jobId) this.ended.add(e.jobId);
@@ -177,6 +181,7 @@ export class WorkerPresence {
     clearInterval(this.timer);
     await this.beating;
     this.server = undefined;
-    await this.o.capacity.leave(this.id).catch(() => undefined);
+    // Unwritten, the heartbeat lapses in 2 s and the dispatchers drop this worker then.
+    await this.o.capacity.leave(this.id).catch((err: Error) => this.o.log.warn({ err: err.message }, 'worker not removed from capacity'));
   }
 }

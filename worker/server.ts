@@ -42,6 +42,8 @@ export interface RunningWorker {
   sizing: Sizing;
   metricsPort: number;
   healthPort: number;
+  /** Resolves once a job process is warm and the worker takes jobs (registered is not enough: it has no free slot before). */
+  takingJobs: Promise<void>;
   /** Stops taking jobs; in `start` mode waits for the running ones to end (as LiveKit's CLI does), then closes. */
   stop(): Promise<void>;
 }
@@ -126,6 +128,7 @@ export async function startWorker(mode: WorkerMode): Promise<RunningWorker> {
     sizing,
     metricsPort: metrics.port,
     healthPort,
+    takingJobs: presence.takingJobs,
     stop() {
       stopping ??= (async () => {
         presence.drain();

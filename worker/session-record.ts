@@ -31,7 +31,10 @@ export class JobSessionRecord {
 
   /** Tells the dispatcher's join check that a process is starting this job. */
   started(): void {
-    if (this.sessionId && !this.automatic) void this.d.placements.started(this.sessionId, this.jobId).catch(() => undefined);
+    if (this.sessionId && !this.automatic) {
+      // Unwritten, the join check times this job from its acceptance instead; the job goes on either way.
+      void this.d.placements.started(this.sessionId, this.jobId).catch((err: Error) => this.log.warn({ err: err.message }, 'job start not recorded'));
+    }
   }
 
   private async serving(): Promise<boolean> {

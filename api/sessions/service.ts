@@ -7,17 +7,17 @@ import {
   AgentVersionNotFoundError,
   ConflictError,
   NotFoundError,
-  UnavailableError,
   ValidationError,
   type FieldError,
 } from '../../common/errors.js';
 import { enqueueCallback, type CallbackJob } from '../../common/callbacks.js';
-import { classifyLivekitError, isNotFound } from '../../common/livekit.js';
+import { doneIfGone } from '../../common/livekit.js';
 import type { Logger } from '../../common/logger.js';
 import { sessionJobOptions } from '../../common/queue.js';
 import {
   batchRequestSchema,
   callbackPayload,
+  ENTERED_FROM,
   newId,
   type Placements,
   queuedRecord,
@@ -314,7 +314,7 @@ export class SessionService {
       const status: SessionStatus = doc?.status ?? 'queued';
       if (TERMINAL_STATUSES.includes(status)) throw new ConflictError(`session is already ${status}`);
 
-      if (status === 'queued' || status === 'dispatching') {
+      if (ENTERED_FROM.cancelled.includes(status)) {
         if (await this.d.store.transition(sessionId, 'cancelled', { failureReason: 'cancelled' }, job?.data)) {
           await job?.remove().catch(() => undefined); // an active job is left to see the cancellation itself
           return this.get(sessionId);
@@ -335,8 +335,8 @@ export class SessionService {
    */
   private async closeRoom(roomName: string, dispatchId?: string): Promise<void> {
     try {
-      if (dispatchId) await ignoreNotFound(this.d.dispatch.deleteDispatch(dispatchId, roomName));
-      await ignoreNotFound(this.d.rooms.deleteRoom(roomName));
+      if (dispatchId) await doneIfGone(this.d.dispatch.deleteDispatch(dispatchId, roomName));
+      await doneIfGone(this.d.rooms.deleteRoom(roomName));
     } catch (err) {
       const open = await this.d.rooms.listRooms([roomName]).catch(() => undefined);
       if (open?.length === 0) return;
@@ -369,16 +369,6 @@ export class SessionService {
       cancelled += results.filter(Boolean).length;
     }
     return { batchId, cancelled };
-  }
-}
-
-async function ignoreNotFound(p: Promise<unknown>): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    if (isNotFound(err)) return;
-    if (classifyLivekitError(err).kind !== 'permanent') throw new UnavailableError('livekit', { cause: err });
-    throw err;
   }
 }
 

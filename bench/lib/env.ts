@@ -64,7 +64,6 @@ export async function call(baseUrl: string, method: string, path: string, body?:
   return { status: res.status, body: parsed };
 }
 
-/** A connection of the product's kind, once it is ready (fail-fast ones refuse commands before that). */
 /** One `POST /api/sessions` `{"agentId":"bench"}`, as the load benchmarks send it; network errors and timeouts throw. */
 export async function requestSession(apiUrl: string, timeoutMs?: number): Promise<{ status: number; body: { sessionId?: string; roomName?: string } }> {
   const res = await fetch(`${apiUrl}/api/sessions`, {
@@ -76,6 +75,7 @@ export async function requestSession(apiUrl: string, timeoutMs?: number): Promis
   return { status: res.status, body: (await res.json()) as { sessionId?: string; roomName?: string } };
 }
 
+/** A connection of the product's kind, once it is ready (fail-fast ones refuse commands before that). */
 export async function readyRedis(url: string, kind: 'blocking' | 'fail-fast' = 'fail-fast'): Promise<Redis> {
   const r = createRedis(url, kind);
   r.on('error', () => undefined);

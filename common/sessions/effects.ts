@@ -8,7 +8,8 @@ import { HistoryWriter } from './history-writer.js';
 import { HotRecords } from './hot-records.js';
 import { Placements } from './placement.js';
 import { sessionModels, type SessionDoc } from './model.js';
-import { TERMINAL_STATUSES, type SessionStatus } from './schema.js';
+import type { SessionStatus } from './schema.js';
+import { TERMINAL_STATUSES } from './state.js';
 import { SessionStore } from './store.js';
 
 /** The JSON a callback receives for one status change. */

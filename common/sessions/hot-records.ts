@@ -2,8 +2,7 @@ import type { Redis } from 'ioredis';
 import { luaScript } from '../redis.js';
 import type { SessionDoc } from './model.js';
 import type { SessionJob, SessionStatus } from './schema.js';
-import { TERMINAL_STATUSES } from './schema.js';
-import { ENTERED_FROM } from './state.js';
+import { ENTERED_FROM, TERMINAL_STATUSES } from './state.js';
 
 /**
  * Running sessions in Redis: one hash per session beside its queue (same

@@ -1,12 +1,4 @@
-import { randomBytes } from 'node:crypto';
-
-const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
-
-function random36(n: number): string {
-  let s = '';
-  for (const b of randomBytes(n)) s += ALPHABET[b % 36];
-  return s;
-}
+import { random36 } from '../random.js';
 
 /**
  * Ids that sort by creation time (for cursors), are never integer-like and

@@ -10,8 +10,6 @@ export type SessionSource = (typeof SESSION_SOURCES)[number];
 
 export const SESSION_STATUSES = ['queued', 'dispatching', 'dispatched', 'active', 'recovering', 'ended', 'failed', 'cancelled'] as const;
 export type SessionStatus = (typeof SESSION_STATUSES)[number];
-export const TERMINAL_STATUSES: readonly SessionStatus[] = ['ended', 'failed', 'cancelled'];
-export const OPEN_STATUSES: readonly SessionStatus[] = SESSION_STATUSES.filter((s) => !TERMINAL_STATUSES.includes(s));
 
 /** LiveKit room names: what the server accepts, minus characters that make trouble in URLs and logs. */
 export const roomNameSchema = z

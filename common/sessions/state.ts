@@ -1,4 +1,4 @@
-import type { SessionStatus } from './schema.js';
+import { SESSION_STATUSES, type SessionStatus } from './schema.js';
 
 /**
  * The session state machine: for each status, the statuses it may be entered
@@ -25,3 +25,13 @@ export const ENTERED_FROM: Record<SessionStatus, readonly SessionStatus[]> = {
   failed: ['queued', 'dispatching', 'dispatched', 'active', 'recovering'],
   cancelled: ['queued', 'dispatching'],
 };
+
+// The groups of statuses the code asks about, named once here rather than restated where they are used.
+
+/** A session in one of these is over: no move leaves them. */
+export const TERMINAL_STATUSES: readonly SessionStatus[] = ['ended', 'failed', 'cancelled'];
+export const OPEN_STATUSES: readonly SessionStatus[] = SESSION_STATUSES.filter((s) => !TERMINAL_STATUSES.includes(s));
+/** Statuses in which a later generation is still wanted: an agent is on its way or being replaced. */
+export const PLACEABLE_STATUSES: readonly SessionStatus[] = ['dispatched', 'recovering'];
+/** Sessions whose dispatch went through and that did not fail: the ones dispatch latency is sampled from. */
+export const DISPATCHED_STATUSES: readonly SessionStatus[] = ['dispatched', 'active', 'ended'];

@@ -3,6 +3,7 @@ import type { HistoryWriter } from './history-writer.js';
 import type { HotRecords, TransitionFields } from './hot-records.js';
 import type { BatchDoc, SessionDoc, SessionModels } from './model.js';
 import { SESSION_STATUSES, type SessionJob, type SessionSource, type SessionStatus } from './schema.js';
+import { DISPATCHED_STATUSES } from './state.js';
 
 export type { TransitionFields };
 
@@ -188,7 +189,7 @@ export class SessionStore {
   /** Seconds from request to dispatch of the latest `sample` sessions that got that far, ascending. */
   async dispatchLatencies(sample: number): Promise<number[]> {
     await this.historyCaughtUp();
-    const recent = await this.models.Session.find({ status: { $in: ['dispatched', 'active', 'ended'] } }, { requestedAt: 1, transitions: 1 })
+    const recent = await this.models.Session.find({ status: { $in: [...DISPATCHED_STATUSES] } }, { requestedAt: 1, transitions: 1 })
       .sort({ _id: -1 })
       .limit(sample)
       .lean();

@@ -1,5 +1,6 @@
 import { AccessToken } from 'livekit-server-sdk';
 import { Room } from '@livekit/rtc-node';
+import { random36 } from '../../common/random.js';
 import { SESSION_ATTRIBUTE } from '../../common/sessions/index.js';
 import { stack } from './env.js';
 
@@ -13,7 +14,7 @@ export async function joinRoom(url: string, token: string): Promise<Room> {
 /** A participant of kind "agent", as a worker's would be, naming the session it serves. */
 export async function joinAsAgent(url: string, roomName: string, sessionId?: string): Promise<Room> {
   const at = new AccessToken(stack.LIVEKIT_API_KEY, stack.LIVEKIT_API_SECRET, {
-    identity: `agent-test-${Math.random().toString(36).slice(2, 8)}`,
+    identity: `agent-test-${random36(6)}`,
     ttl: 600,
     ...(sessionId ? { attributes: { [SESSION_ATTRIBUTE]: sessionId } } : {}),
   });

@@ -1,6 +1,7 @@
 /** Small node:http helpers shared by the fake providers. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { random36 } from '../../../common/random.js';
 
 export async function readBody(req: IncomingMessage, limit = 64 * 1024 * 1024): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -97,5 +98,5 @@ export function parseMultipart(body: Buffer, contentType: string): MultipartPart
 }
 
 export function randomId(prefix = ''): string {
-  return `${prefix}${Math.random().toString(36).slice(2, 12)}${Math.random().toString(36).slice(2, 8)}`;
+  return `${prefix}${random36(16)}`;
 }
