@@ -216,7 +216,7 @@ describe('webhooks changed after signing, replayed, or too old', function () {
     await second.agent.disconnect();
   });
 
-  it(`when a signed webhook was made more than ${WEBHOOK_MAX_AGE_SECONDS} s ago (or claims the future), then 401 and nothing changes; made now, the same event applies`, async () => {
+  it(`when a signed webhook was made more than ${WEBHOOK_MAX_AGE_SECONDS} s ago (or claims the future), then 401, undated 400, and nothing changes; made now, the same event applies`, async () => {
     const { s, agent } = await activeSession();
     const leave = (createdAt: number) =>
       JSON.stringify({
@@ -234,6 +234,11 @@ describe('webhooks changed after signing, replayed, or too old', function () {
       expect(((await res.json()) as { type: string }).type).to.equal('urn:agent-runtime:problem:stale-webhook');
       expect((await statusOf(api, s.sessionId)).status).to.equal('active');
     }
+    // Without a createdAt (or an id) it cannot be checked against replays: refused too.
+    const undated = JSON.stringify({ ...JSON.parse(leave(now)), createdAt: undefined });
+    const refused = await post(undated, await signWebhook(undated));
+    expect(refused.status).to.equal(400);
+    expect((await statusOf(api, s.sessionId)).status).to.equal('active');
     // The same event, made now: signed the same way, it is applied (the refusals above were the age's).
     const body = leave(now);
     const res = await post(body, await signWebhook(body));

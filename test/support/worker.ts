@@ -45,7 +45,15 @@ export async function spawnWorker(env: Record<string, string>, overrides: Record
     }
     child.once('exit', (code) => reject(new Error(`worker exited with ${code}:\n${lines.slice(-30).join('\n')}`)));
   });
-  await registered;
+  await registered.catch((err: Error) => {
+    // Not handed to the test, so nobody else would stop it: the worker and its job processes go now.
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+    throw err;
+  });
   return {
     child,
     get healthPort() {
