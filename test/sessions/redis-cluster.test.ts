@@ -1,7 +1,9 @@
 import { expect } from 'chai';
+import { SIGNATURE_HEADER, verifySignature } from '../../common/callbacks.js';
 import { livekitClients } from '../../common/livekit.js';
 import type { RunningDispatcher } from '../../dispatcher/server.js';
 import { agentBody, startTestApi, type TestApi } from '../support/api.js';
+import { closeServer, listenLocal, readBody } from '../support/fakes/http.js';
 import { startTestDispatcher } from '../support/dispatcher.js';
 import { uniqueName } from '../support/env.js';
 import { OwnRedisCluster } from '../support/redis-cluster.js';
@@ -63,6 +65,44 @@ describe('the session pipeline on a three-master Redis Cluster (QUEUE_PREFIX wit
     const { rooms } = livekitClients(api.env as never);
     expect(await rooms.listRooms([now.roomName, later.roomName])).to.deep.equal([]);
     expect((await view(later.sessionId)).status).to.equal('cancelled');
+  });
+
+  it('caps: with maxConcurrentSessions 1, a second session waits until the first is over, then goes', async () => {
+    expect((await api.call('POST', '/api/agents/register', agentBody('rc-capped', { maxConcurrentSessions: 1 }))).status).to.equal(201);
+    const first = (await api.call('POST', '/api/sessions', { agentId: 'rc-capped' })).body;
+    await until(async () => (await view(first.sessionId)).status === 'dispatched', 30_000, 100);
+    const second = (await api.call('POST', '/api/sessions', { agentId: 'rc-capped' })).body;
+    // Held back for 2 s while the first runs.
+    const heldUntil = Date.now() + 2000;
+    while (Date.now() < heldUntil) {
+      expect((await view(second.sessionId)).status).to.equal('queued');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await api.call('DELETE', `/api/sessions/${first.sessionId}`);
+    await until(async () => (await view(second.sessionId)).status === 'dispatched', 30_000, 100);
+    expect(await expectExactlyOneDispatchEach(api, [second.sessionId])).to.equal(1);
+  });
+
+  it('callbacks: every status change is POSTed, signed with CALLBACK_SECRET', async () => {
+    const received: { status: string; sessionId: string }[] = [];
+    let badSignatures = 0;
+    const receiver = await listenLocal((req, res) => {
+      void readBody(req).then((b) => {
+        if (!verifySignature(api.env.CALLBACK_SECRET ?? 'dev-callback-secret-0123456789', b.toString(), String(req.headers[SIGNATURE_HEADER]))) badSignatures++;
+        received.push(JSON.parse(b.toString()));
+        res.writeHead(204).end();
+      });
+    });
+    try {
+      const s = (await api.call('POST', '/api/sessions', { agentId: 'rc', callbackUrl: `http://127.0.0.1:${receiver.port}/hooks` })).body;
+      await until(async () => (await view(s.sessionId)).status === 'dispatched', 30_000, 100);
+      await api.call('DELETE', `/api/sessions/${s.sessionId}`);
+      await until(async () => received.some((e) => e.sessionId === s.sessionId && e.status === 'ended'), 30_000, 100);
+      expect(received.filter((e) => e.sessionId === s.sessionId).map((e) => e.status)).to.include.members(['queued', 'dispatched', 'ended']);
+      expect(badSignatures).to.equal(0);
+    } finally {
+      await closeServer(receiver.server);
+    }
   });
 
   it('every key of the runtime lives in the prefix\'s slot, on the one master that serves it', async () => {
