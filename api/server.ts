@@ -67,6 +67,8 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
     apiKey: config.LIVEKIT_API_KEY,
     apiSecret: config.LIVEKIT_API_SECRET,
     logger: log,
+    redis,
+    prefix: config.QUEUE_PREFIX,
     // The agent joined: the last stage of a session's start, from its request time.
     onAgentJoined: async (sessionId) => {
       const s = await store.get(sessionId);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { redisClusterSeed } from './redis.js';
 
 /**
  * Settings come from the environment only. Each process declares the fields it
@@ -38,7 +39,7 @@ export const sharedEnv = {
     .describe('pino log level'),
   REDIS_URL: url(['redis:', 'rediss:'])
     .default('redis://127.0.0.1:6379')
-    .describe('Redis for BullMQ queues and the config cache (needs maxmemory-policy noeviction)'),
+    .describe('Redis for BullMQ queues and the config cache (needs maxmemory-policy noeviction); a Redis Cluster: any node\'s URL with ?cluster=1 (and a QUEUE_PREFIX with a hash tag)'),
   QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_{}-]+$/, 'letters, digits, _ - { }')
@@ -199,6 +200,10 @@ export function loadConfig<S extends z.ZodRawShape>(
     throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
   }
   const out = parsed.data as Record<string, unknown>;
+  // On a cluster every key must share one slot (scripts and pipelines span several): the prefix needs a hash tag.
+  if (typeof out.REDIS_URL === 'string' && typeof out.QUEUE_PREFIX === 'string' && redisClusterSeed(out.REDIS_URL).cluster && !/\{[^{}]+\}/.test(out.QUEUE_PREFIX)) {
+    throw new ConfigError('invalid configuration: QUEUE_PREFIX: on a Redis Cluster (REDIS_URL with cluster=1) it needs a hash tag, such as {agent-runtime}');
+  }
   if (out.NODE_ENV === 'production') {
     for (const [key, dev] of Object.entries(DEV_DEFAULTS)) {
       if (!(key in out)) continue;

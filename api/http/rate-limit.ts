@@ -5,8 +5,10 @@ import { sendProblem } from './problem.js';
 
 /**
  * Per API key request limits, shared by every API replica through Redis. If
- * Redis cannot answer, an in-process limiter with the same budget takes over
- * (the request path then fails on its own 503 anyway where it needs Redis).
+ * Redis cannot answer, an in-process limiter with the same budget takes over,
+ * per replica (N replicas: up to N times the limit while Redis is away; the
+ * request path then fails on its own 503 anyway where it needs Redis).
+ * docs/OPERATIONS.md, "Clients get 429".
  */
 export function rateLimit(o: { redis: Redis; prefix: string; points: number; durationSeconds: number }): RequestHandler {
   const limiter = new RateLimiterRedis({

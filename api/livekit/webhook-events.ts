@@ -42,8 +42,9 @@ async function isCurrentAgent(d: WebhookDeps, sessionId: string, p: ParticipantI
  * LiveKit's word on what happened in a room: an agent joined (active); the
  * agent left (ended, or, with its user still in the room, a new agent is
  * placed: recovering); the user left a session whose agent is being replaced,
- * or the room finished (ended). Replays are harmless: the state machine
- * ignores moves that already happened.
+ * or the room finished (ended). Each event comes here once (replays are
+ * stopped by their id: webhook-replays.ts); a late one cannot move a session
+ * backwards either: the state machine ignores moves that already happened.
  */
 export async function applyWebhookEvent(e: WebhookEvent, d: WebhookDeps): Promise<{ sessionId?: string; applied: boolean }> {
   const room = e.room?.name;

@@ -41,6 +41,16 @@ describe('configuration from the environment', () => {
   });
 });
 
+describe('Redis Cluster settings', () => {
+  it('when REDIS_URL names a cluster, then QUEUE_PREFIX must carry a hash tag (every key in one slot), else start is refused naming it', () => {
+    const url = 'redis://127.0.0.1:7000?cluster=1';
+    expect(() => loadConfig(sharedEnv, { REDIS_URL: url, QUEUE_PREFIX: 'agent-runtime' })).to.throw(ConfigError, /^invalid configuration: QUEUE_PREFIX: .*hash tag/);
+    expect(loadConfig(sharedEnv, { REDIS_URL: url, QUEUE_PREFIX: '{agent-runtime}' }).QUEUE_PREFIX).to.equal('{agent-runtime}');
+    // A single Redis takes any prefix.
+    expect(loadConfig(sharedEnv, { REDIS_URL: 'redis://127.0.0.1:6379', QUEUE_PREFIX: 'agent-runtime' }).QUEUE_PREFIX).to.equal('agent-runtime');
+  });
+});
+
 describe('.env.example', () => {
   it('lists every variable of every service with its default (regenerate with npm run env:example)', async () => {
     const { readFileSync } = await import('node:fs');

@@ -1,10 +1,15 @@
 import { expect } from 'chai';
+import { createHash, randomBytes } from 'node:crypto';
+import { AccessToken } from 'livekit-server-sdk';
+import { WEBHOOK_MAX_AGE_SECONDS } from '../../api/livekit/webhook-replays.js';
 import { livekitClients } from '../../common/livekit.js';
 import { sessionsQueue } from '../../common/queue.js';
 import { createRedis } from '../../common/redis.js';
 import type { RunningDispatcher } from '../../dispatcher/server.js';
 import { agentBody, startTestApi, type TestApi } from '../support/api.js';
 import { startTestDispatcher } from '../support/dispatcher.js';
+import { stack } from '../support/env.js';
+import { HoldingProxy, type ProxiedRequest } from '../support/holding-proxy.js';
 import { OwnLivekit } from '../support/livekit-server.js';
 import { joinAsAgent, joinRoom } from '../support/participant.js';
 import { expectExactlyOneDispatchEach, until } from '../support/sessions.js';
@@ -116,5 +121,130 @@ describe('session lifecycle from LiveKit webhooks', function () {
       await queue.close();
       redis.disconnect();
     }
+  });
+});
+
+/** Signs a webhook body as LiveKit does: a JWT of the LiveKit key whose sha256 claim is the body's digest. */
+async function signWebhook(body: string): Promise<string> {
+  const at = new AccessToken(stack.LIVEKIT_API_KEY, stack.LIVEKIT_API_SECRET, { ttl: 300 });
+  at.sha256 = createHash('sha256').update(body).digest('base64');
+  return at.toJwt();
+}
+
+describe('webhooks changed after signing, replayed, or too old', function () {
+  this.timeout(90_000);
+  let livekit: OwnLivekit;
+  let api: TestApi;
+  /** Between LiveKit and the API: every webhook LiveKit sent, as sent (body and signature). */
+  let relay: HoldingProxy;
+  let dispatcher: RunningDispatcher;
+
+  beforeEach(async () => {
+    livekit = await OwnLivekit.create();
+    api = await startTestApi({ LIVEKIT_URL: livekit.url });
+    relay = await HoldingProxy.start(api.url);
+    livekit.webhookUrl = `${relay.url}/api/livekit/webhook`;
+    await livekit.up();
+    await api.call('POST', '/api/agents/register', agentBody('w'));
+    dispatcher = await startTestDispatcher(api.env);
+  });
+  afterEach(async () => {
+    await dispatcher.stop();
+    await relay.close();
+    await api.stop();
+    await livekit.destroy();
+  });
+
+  const eventsOf = (room: string, event?: string) =>
+    relay.requests.filter((r) => {
+      const e = JSON.parse(r.body.toString()) as { event: string; room?: { name: string } };
+      return e.room?.name === room && (!event || e.event === event);
+    });
+  const post = (body: string, authorization: string) =>
+    fetch(`${api.url}/api/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json', authorization }, body });
+
+  async function activeSession(roomName?: string) {
+    const s = (await api.call('POST', '/api/sessions', { agentId: 'w', ...(roomName ? { roomName } : {}) })).body;
+    await until(async () => (await statusOf(api, s.sessionId)).status === 'dispatched');
+    // No session attribute: the webhooks find the session by its room, as they do for agents that run elsewhere.
+    const agent = await joinAsAgent(livekit.url, s.roomName);
+    await until(async () => (await statusOf(api, s.sessionId)).status === 'active');
+    return { s, agent };
+  }
+
+  it('when a correctly signed webhook\'s body is changed after signing, then 401 and the session does not move', async () => {
+    const { s, agent } = await activeSession();
+    const joined = (await until(async () => eventsOf(s.roomName, 'participant_joined').find((r) => r.status === 200)))!;
+    // The agent's own join, turned into its leave (with a new id, as a forger would): it would end the session.
+    const forged = JSON.parse(joined.body.toString());
+    forged.event = 'participant_left';
+    forged.id = `EV_${randomBytes(6).toString('hex')}`;
+    const before = await statusOf(api, s.sessionId);
+    const res = await post(JSON.stringify(forged), joined.headers.authorization!);
+    expect(res.status).to.equal(401);
+    expect(res.headers.get('content-type')).to.match(/problem\+json/);
+    expect(((await res.json()) as { type: string }).type).to.equal('urn:agent-runtime:problem:bad-webhook-signature');
+    const after = await statusOf(api, s.sessionId);
+    expect(after.status).to.equal('active');
+    expect(after.transitions).to.deep.equal(before.transitions);
+    await agent.disconnect();
+  });
+
+  it('when an earlier session\'s webhooks are replayed into a room used again, then they are ignored and the running session stays active', async () => {
+    const roomName = `desk-${Date.now()}`;
+    // The first session in the room: its agent joins, the room closes under it, it ends.
+    const first = await activeSession(roomName);
+    await livekitClients({ ...api.env, LIVEKIT_URL: livekit.url } as never).rooms.deleteRoom(roomName);
+    await until(async () => (await statusOf(api, first.s.sessionId)).status === 'ended');
+    await until(async () => eventsOf(roomName, 'room_finished').length > 0 && eventsOf(roomName, 'participant_left').length > 0);
+    await first.agent.disconnect().catch(() => undefined);
+    const old: ProxiedRequest[] = eventsOf(roomName);
+    expect(old.map((r) => JSON.parse(r.body.toString()).event)).to.include.members(['participant_joined', 'participant_left', 'room_finished']);
+
+    // The room, used again by the next session, whose agent is there.
+    const second = await activeSession(roomName);
+    const before = await statusOf(api, second.s.sessionId);
+    // Replayed byte for byte, signatures still valid: as fresh, the agent's leave and the room's end would end the new session.
+    for (const r of old) {
+      const res = await relay.replay(r);
+      expect(res.status, res.body).to.equal(200);
+      expect(JSON.parse(res.body)).to.include({ applied: false, duplicate: true });
+    }
+    const after = await statusOf(api, second.s.sessionId);
+    expect(after.status).to.equal('active');
+    expect(after.transitions).to.deep.equal(before.transitions);
+    await second.agent.disconnect();
+  });
+
+  it(`when a signed webhook was made more than ${WEBHOOK_MAX_AGE_SECONDS} s ago (or claims the future), then 401, undated 400, and nothing changes; made now, the same event applies`, async () => {
+    const { s, agent } = await activeSession();
+    const leave = (createdAt: number) =>
+      JSON.stringify({
+        event: 'participant_left',
+        id: `EV_${randomBytes(6).toString('hex')}`,
+        createdAt: String(createdAt),
+        room: { name: s.roomName },
+        participant: { identity: 'agent-test-old', kind: 'AGENT' },
+      });
+    const now = Math.floor(Date.now() / 1000);
+    for (const createdAt of [now - WEBHOOK_MAX_AGE_SECONDS - 60, now + 3600]) {
+      const body = leave(createdAt);
+      const res = await post(body, await signWebhook(body));
+      expect(res.status, String(createdAt - now)).to.equal(401);
+      expect(((await res.json()) as { type: string }).type).to.equal('urn:agent-runtime:problem:stale-webhook');
+      expect((await statusOf(api, s.sessionId)).status).to.equal('active');
+    }
+    // Without a createdAt (or an id) it cannot be checked against replays: refused too.
+    const undated = JSON.stringify({ ...JSON.parse(leave(now)), createdAt: undefined });
+    const refused = await post(undated, await signWebhook(undated));
+    expect(refused.status).to.equal(400);
+    expect((await statusOf(api, s.sessionId)).status).to.equal('active');
+    // The same event, made now: signed the same way, it is applied (the refusals above were the age's).
+    const body = leave(now);
+    const res = await post(body, await signWebhook(body));
+    expect(res.status).to.equal(200);
+    expect(await res.json()).to.include({ applied: true, sessionId: s.sessionId });
+    expect((await statusOf(api, s.sessionId)).status).to.equal('ended');
+    await agent.disconnect();
   });
 });

@@ -1,9 +1,11 @@
 import { expect } from 'chai';
 import type { ChildProcess } from 'node:child_process';
+import { livekitClients } from '../../common/livekit.js';
 import { sessionsQueue } from '../../common/queue.js';
 import { createRedis } from '../../common/redis.js';
 import { agentBody, startTestApi, type TestApi } from '../support/api.js';
 import { spawnDispatcher, startTestDispatcher } from '../support/dispatcher.js';
+import { HoldingProxy } from '../support/holding-proxy.js';
 import { OwnLivekit } from '../support/livekit-server.js';
 import { batchDone, expectExactlyOneDispatchEach, until } from '../support/sessions.js';
 
@@ -133,4 +135,68 @@ describe('dispatcher while LiveKit is down', function () {
       await livekit.destroy();
     }
   });
+});
+
+/** `p`, or an error naming `what` after `ms`. */
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} not within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+}
+
+describe('dispatcher SIGKILLed while its LiveKit call is in flight', function () {
+  this.timeout(150_000);
+  let api: TestApi;
+  let proxy: HoldingProxy;
+  const children: ChildProcess[] = [];
+
+  beforeEach(async () => {
+    api = await startTestApi();
+    await api.call('POST', '/api/agents/register', agentBody('k'));
+    // The dispatchers reach LiveKit's HTTP API through the proxy only; the test and the API go direct.
+    proxy = await HoldingProxy.start(api.env.LIVEKIT_URL!);
+  });
+  afterEach(async () => {
+    await Promise.all(children.splice(0).map((c) => kill(c, 'SIGKILL')));
+    await proxy.close();
+    await api.stop();
+  });
+
+  const CALLS = [
+    // The session's own room, created carrying its dispatch (one call).
+    { call: 'createRoom', path: '/livekit.RoomService/CreateRoom', namedRoom: false },
+    // A room that was open before: the dispatch is added to it (a second call).
+    { call: 'createDispatch', path: '/livekit.AgentDispatchService/CreateDispatch', namedRoom: true },
+  ] as const;
+  // Held before LiveKit saw it (LiveKit acts after the kill), or with LiveKit's answer kept back (it acted, nobody heard).
+  for (const { call, path, namedRoom } of CALLS) {
+    for (const phase of ['request', 'answer'] as const) {
+      it(`${call}, ${phase === 'request' ? 'the request' : "LiveKit's answer"} held: after a new dispatcher, exactly one dispatch in LiveKit, and the record says dispatched once`, async () => {
+        const { rooms, dispatch } = livekitClients(api.env as never);
+        const roomName = namedRoom ? `desk-${Date.now()}-${phase}` : undefined;
+        if (roomName) await rooms.createRoom({ name: roomName, emptyTimeout: 120 });
+        const held = proxy.hold(path, phase);
+        children.push(await spawnDispatcher(api.env, { LIVEKIT_URL: proxy.url }));
+        const s = (await api.call('POST', '/api/sessions', { agentId: 'k', ...(roomName ? { roomName } : {}) })).body;
+        await within(30_000, `the ${call} call`, held.arrived);
+
+        await kill(children[0]!, 'SIGKILL');
+        // The call lands in LiveKit after (or before) the kill; the dispatcher that made it never learns.
+        expect(await held.release(), `LiveKit's answer to ${call}`).to.equal(200);
+        const ours = (await dispatch.listDispatch(s.roomName)).filter((d) => d.agentName === api.env.AGENT_NAME);
+        expect(ours, 'the dispatch the dead dispatcher made').to.have.length(1);
+        expect((await api.call('GET', `/api/sessions/${s.sessionId}`)).body.status).not.to.equal('dispatched');
+
+        // The job's lock (15 s) and the dispatch lock (30 s) lapse; the next dispatcher takes the job over.
+        children.push(await spawnDispatcher(api.env, { LIVEKIT_URL: proxy.url }));
+        const done = await until(async () => {
+          const v = (await api.call('GET', `/api/sessions/${s.sessionId}`)).body;
+          return v.status === 'dispatched' ? v : undefined;
+        }, 75_000, 250);
+        expect(await expectExactlyOneDispatchEach(api, [s.sessionId])).to.equal(1);
+        expect(done.transitions.filter((t: { status: string }) => t.status === 'dispatched'), 'dispatched in the record').to.have.length(1);
+        // The second dispatcher found the dispatch made: it did not make another.
+        expect(proxy.requests.filter((r) => r.path.includes('/CreateDispatch')).length, 'CreateDispatch calls').to.equal(call === 'createDispatch' ? 1 : 0);
+      });
+    }
+  }
 });

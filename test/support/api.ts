@@ -1,4 +1,7 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import readline from 'node:readline';
 import { startApi, type RunningApi } from '../../api/server.js';
+import { freePort } from '../../common/free-port.js';
 import { mongoUri, stack, uniqueName } from './env.js';
 
 export { mongoUri };
@@ -10,10 +13,10 @@ export interface TestApi extends RunningApi {
   call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any }>;
 }
 
-/** The real API on a free loopback port, on its own database and Redis prefix. */
-export async function startTestApi(overrides: Record<string, string> = {}): Promise<TestApi> {
+/** A test API's settings: its own database and Redis prefix, the local stack's services. */
+export function testApiEnv(overrides: Record<string, string> = {}): Record<string, string> {
   const name = uniqueName('t');
-  const env: Record<string, string> = {
+  return {
     NODE_ENV: 'test',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     HOST: '127.0.0.1',
@@ -35,6 +38,11 @@ export async function startTestApi(overrides: Record<string, string> = {}): Prom
     LIVEKIT_API_SECRET: stack.LIVEKIT_API_SECRET,
     ...overrides,
   };
+}
+
+/** The real API on a free loopback port, on its own database and Redis prefix. */
+export async function startTestApi(overrides: Record<string, string> = {}): Promise<TestApi> {
+  const env = testApiEnv(overrides);
   const api = await startApi(env);
   return Object.assign(api, {
     env,
@@ -71,5 +79,49 @@ export function agentBody(id: string | number, extra: Record<string, unknown> = 
     llm: { provider: 'openai', model: 'gpt-4o-mini', temperature: 0.5 },
     tts: { provider: 'openai', voice: 'alloy' },
     ...extra,
+  };
+}
+
+export interface ApiProcess {
+  url: string;
+  child: ChildProcess;
+  /** Everything it wrote, stdout and stderr. */
+  lines: string[];
+  /** SIGKILL; resolves once it is gone. */
+  kill(): Promise<void>;
+}
+
+/**
+ * The API as its own process (`api/main.ts`), a replica as in production, on
+ * `env` (a test API's, from testApiEnv or another API's `env`) with its own
+ * free port; resolves once it answers /healthz.
+ */
+export async function spawnApi(env: Record<string, string>, overrides: Record<string, string> = {}): Promise<ApiProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'api/main.ts'], {
+    env: { ...process.env, ...env, PORT: String(port), ...overrides },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  for (const s of [child.stdout!, child.stderr!]) readline.createInterface({ input: s }).on('line', (l) => lines.push(l));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  while ((await fetch(`${url}/healthz`).catch(() => undefined))?.status !== 200) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`API process did not start:\n${lines.slice(-20).join('\n')}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    child,
+    lines,
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
   };
 }

@@ -7,16 +7,25 @@ export function startTestDispatcher(env: Record<string, string>, overrides: Reco
   return startDispatcher({ ...env, ...overrides });
 }
 
-/** The dispatcher as its own process (`dispatcher/main.ts`), to be killed like a real one. */
-export async function spawnDispatcher(env: Record<string, string>, overrides: Record<string, string> = {}): Promise<ChildProcess> {
+/**
+ * The dispatcher as its own process (`dispatcher/main.ts`), to be killed like
+ * a real one; `lines` is everything it wrote (its stderr also goes on to the
+ * test's).
+ */
+export async function spawnDispatcher(env: Record<string, string>, overrides: Record<string, string> = {}): Promise<ChildProcess & { lines: string[] }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'dispatcher/main.ts'], {
     env: { ...process.env, ...env, LOG_LEVEL: 'info', ...overrides },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  readline.createInterface({ input: child.stderr! }).on('line', (line) => {
+    lines.push(line);
+    process.stderr.write(`${line}\n`);
   });
   await new Promise<void>((resolve, reject) => {
-    const lines = readline.createInterface({ input: child.stdout! });
     const timer = setTimeout(() => reject(new Error('dispatcher did not start')), 20_000);
-    lines.on('line', (line) => {
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+      lines.push(line);
       if (line.includes('dispatcher ready')) {
         clearTimeout(timer);
         resolve();
@@ -24,6 +33,5 @@ export async function spawnDispatcher(env: Record<string, string>, overrides: Re
     });
     child.once('exit', (code) => reject(new Error(`dispatcher exited with ${code}`)));
   });
-  child.stdout!.resume();
-  return child;
+  return Object.assign(child, { lines });
 }

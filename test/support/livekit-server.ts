@@ -14,13 +14,15 @@ export class OwnLivekit extends OwnServer {
     readonly port: number,
     private readonly tcpPort: number,
     private readonly udpPort: number,
+    /** Its API key and secret: the local stack's unless a test gives its own. */
+    readonly keys: { apiKey: string; apiSecret: string },
   ) {
     super('livekit', 'SIGKILL');
   }
 
   /** Ports chosen, server not started: lets a test start an API that points at it first. */
-  static async create(): Promise<OwnLivekit> {
-    return new OwnLivekit(await freePort(), await freePort(), await freePort());
+  static async create(keys = { apiKey: stack.LIVEKIT_API_KEY, apiSecret: stack.LIVEKIT_API_SECRET }): Promise<OwnLivekit> {
+    return new OwnLivekit(await freePort(), await freePort(), await freePort(), keys);
   }
 
   static async start(): Promise<OwnLivekit> {
@@ -39,14 +41,14 @@ export class OwnLivekit extends OwnServer {
 
   protected spawn() {
     const config = path.join(this.dir, 'livekit.yaml');
-    writeFileSync(config, this.webhookUrl ? `webhook:\n  api_key: ${JSON.stringify(stack.LIVEKIT_API_KEY)}\n  urls:\n    - ${JSON.stringify(this.webhookUrl)}\n` : '{}\n');
+    writeFileSync(config, this.webhookUrl ? `webhook:\n  api_key: ${JSON.stringify(this.keys.apiKey)}\n  urls:\n    - ${JSON.stringify(this.webhookUrl)}\n` : '{}\n');
     const fd = openSync(this.log, 'a');
     const child = spawn(
       ensureLivekitServer(),
       [
         '--dev', '--config', config, '--bind', '127.0.0.1', '--node-ip', '127.0.0.1',
         '--port', String(this.port), '--rtc.tcp_port', String(this.tcpPort), '--udp-port', String(this.udpPort),
-        '--keys', `${stack.LIVEKIT_API_KEY}: ${stack.LIVEKIT_API_SECRET}`,
+        '--keys', `${this.keys.apiKey}: ${this.keys.apiSecret}`,
       ],
       { stdio: ['ignore', fd, fd] },
     );
