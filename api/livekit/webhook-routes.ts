@@ -40,7 +40,7 @@ export function webhookRoutes(d: WebhookDeps & { apiKey: string; apiSecret: stri
       outcome = await applyWebhookEvent(event, d);
     } catch (err) {
       // Not applied: LiveKit's retry of this event must not be taken for a replay.
-      await replays.release(event.id).catch(() => undefined);
+      await replays.release(event.id).catch((e: Error) => d.logger.warn({ err: e.message, id: event.id }, 'webhook replay mark not released; a retry of this event is ignored until it expires'));
       throw err;
     }
     d.logger.debug({ event: event.event, id: event.id, room: event.room?.name, ...outcome }, 'livekit webhook');
