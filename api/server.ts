@@ -75,7 +75,7 @@ export async function startApi(env: NodeJS.ProcessEnv = process.env, logger?: Lo
       if (s) metrics.stages.observe({ stage: 'agent_joined' }, (Date.now() - new Date(s.requestedAt).getTime()) / 1000);
     },
   });
-  const idempotency = new IdempotencyKeys(redis, config.QUEUE_PREFIX, config.IDEMPOTENCY_TTL);
+  const idempotency = new IdempotencyKeys(redis, config.QUEUE_PREFIX, config.IDEMPOTENCY_TTL, log);
   // Every request asks it once: commands issued in the same tick go out as one write.
   const limits = createRedis(config.REDIS_URL, 'fail-fast', { enableAutoPipelining: true });
 

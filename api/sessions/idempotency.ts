@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ConflictError, ValidationError } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
 
 export interface StoredResponse {
   status: number;
@@ -19,6 +20,7 @@ export class IdempotencyKeys {
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly ttlSeconds: number,
+    private readonly log?: Logger,
   ) {}
 
   static hashBody(body: unknown): string {
@@ -49,7 +51,8 @@ export class IdempotencyKeys {
       await this.redis.set(k, JSON.stringify({ hash, response } satisfies Slot), 'EX', this.ttlSeconds);
       return { ...response, replayed: false };
     } catch (err) {
-      await this.redis.del(k).catch(() => undefined);
+      // Not released, a retry with this key answers 409 "in progress" until the key expires: say so.
+      await this.redis.del(k).catch((e: Error) => this.log?.warn({ err: e.message, scope }, 'Idempotency-Key not released after a failed request; it holds until it expires'));
       throw err;
     }
   }
