@@ -161,6 +161,7 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
 
   // Workers whose heartbeat lapsed: their capacity already stopped counting; their sessions are recovered.
   let sweeping = false;
+  let sweepWarnedAt = 0;
   const sweep = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
@@ -171,7 +172,11 @@ export async function startDispatcher(env: NodeJS.ProcessEnv = process.env, logg
         if ((await capacity.forget(workerId)) !== undefined) log.warn({ workerId, sessions: held.length }, 'worker lost: recovering its sessions');
       }
     })()
-      .catch((err: Error) => log.debug({ err: err.message }, 'worker sweep failed'))
+      .catch((err: Error) => {
+        // A failing sweep leaves dead workers' sessions to LiveKit's ~20 s participant timeout: worth a warning, not one per beat.
+        if (Date.now() - sweepWarnedAt > 10_000) log.warn({ err: err.message }, 'worker sweep failed');
+        sweepWarnedAt = Date.now();
+      })
       .finally(() => (sweeping = false));
   }, HEARTBEAT_INTERVAL_MS);
 
