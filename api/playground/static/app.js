@@ -427,7 +427,9 @@ function wireRoom(r) {
       /* not a turn report */
     }
   });
-  r.on(RoomEvent.MediaDevicesError, (err) => showError(micMessage(err)));
+  r.on(RoomEvent.MediaDevicesError, (err) => {
+    if (room === r) showError(micMessage(err));
+  });
   r.on(RoomEvent.Disconnected, () => {
     if (room !== r) return;
     ui.connection.textContent = 'disconnected';
@@ -447,12 +449,17 @@ function micMessage(err) {
 }
 
 async function setMic(on) {
-  if (!room) return;
+  const r = room;
+  if (!r) return;
   try {
-    const pub = await room.localParticipant.setMicrophoneEnabled(on);
+    const pub = await r.localParticipant.setMicrophoneEnabled(on);
+    if (room !== r) return;
     micEnabled = on;
     if (on && pub?.track && !micAnalyser) micAnalyser = analyserFor(pub.track.mediaStreamTrack);
   } catch (err) {
+    // A session that ended while the microphone was being published (it failed, or End was pressed) says why it
+    // ended; the publish that its disconnect cut short is no microphone problem.
+    if (room !== r) return;
     micEnabled = false;
     showError(micMessage(err));
   }
