@@ -7,9 +7,11 @@
  * BENCH_ONLY=resolver,batch (names below) measures only those sections and
  * writes them into docs/BENCHMARKS.md in place; the others stay as their
  * earlier run measured them, each dated under its heading. BENCH_RUNS<5,
- * BENCH_SOAK=0 (skips the five-minute soak), BENCH_SOAK_SECONDS other than
- * 300 (shortens it) and BENCH_E2E_SESSIONS other than 20 make a development
- * run: its report is printed, docs/BENCHMARKS.md is left alone.
+ * BENCH_SOAK=0 (skips both soaks, 6 and 6b), BENCH_SOAK_SECONDS other than
+ * 300 (shortens it), BENCH_SOAK_FAULTS_SECONDS other than 600 (shortens the
+ * soak with faults, its faults moved with it) and BENCH_E2E_SESSIONS other
+ * than 20 make a development run: its report is printed, docs/BENCHMARKS.md
+ * is left alone.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,6 +30,7 @@ import { evaluate, fmt, keptSections, previousReport, renderReport, sectionNumbe
 import { benchRegistryWrites } from './registry-writes.js';
 import { benchResolver } from './resolver.js';
 import { benchSoak, SOAK_DEFAULT_SECONDS, SOAK_SECONDS } from './soak.js';
+import { benchSoakFaults, SOAK_FAULTS_DEFAULT_SECONDS, SOAK_FAULTS_SECONDS } from './soak-faults.js';
 import { benchVoice } from './voice.js';
 import { benchSessionsHttp } from './sessions-http.js';
 
@@ -42,6 +45,7 @@ const BENCHES: [string, (runs: number, log: (m: string) => void) => Promise<Sect
   ['end-to-end', benchEndToEnd],
   ['voice', benchVoice],
   ['soak', benchSoak],
+  ['soak-faults', benchSoakFaults],
 ];
 
 // The bench's own LiveKit clients (rtc-node) log every data packet at debug otherwise.
@@ -52,7 +56,8 @@ const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Bool
 const unknown = only?.filter((n) => !BENCHES.some(([name]) => name === n)) ?? [];
 if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; known: ${BENCHES.map(([n]) => n).join(', ')}`);
 const skipSoak = process.env.BENCH_SOAK === '0';
-const partial = runs < 5 || E2E_SESSIONS !== 20 || skipSoak || SOAK_SECONDS !== SOAK_DEFAULT_SECONDS;
+const partial =
+  runs < 5 || E2E_SESSIONS !== 20 || skipSoak || SOAK_SECONDS !== SOAK_DEFAULT_SECONDS || SOAK_FAULTS_SECONDS !== SOAK_FAULTS_DEFAULT_SECONDS;
 const sectional = only !== undefined && only.length < BENCHES.length;
 /** The number each section's title starts with: what a BENCH_ONLY run keeps the other sections by. */
 const NUMBERS: Record<string, string> = {
@@ -65,12 +70,13 @@ const NUMBERS: Record<string, string> = {
   'end-to-end': '5',
   voice: '5b',
   soak: '6',
+  'soak-faults': '6b',
 };
 
 filterClientErrors();
 const startedAt = Date.now();
 const log = (m: string) => console.log(m);
-if (!only || only.includes('end-to-end') || only.includes('placement') || only.includes('voice')) {
+if (!only || ['end-to-end', 'placement', 'voice', 'soak-faults'].some((n) => only.includes(n))) {
   // The end-to-end benchmark runs the agent worker as production does: built.
   log('[bench] npm run build');
   execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
@@ -84,12 +90,13 @@ try {
   const sections: Section[] = [];
   for (const [name, fn] of BENCHES) {
     if (only && !only.includes(name)) continue;
-    if (name === 'soak' && skipSoak) {
-      log('[bench] soak: skipped (BENCH_SOAK=0)');
+    if ((name === 'soak' || name === 'soak-faults') && skipSoak) {
+      log(`[bench] ${name}: skipped (BENCH_SOAK=0)`);
       continue;
     }
     const t = Date.now();
-    log(`[bench] ${name}: ${name === 'soak' ? `one run of ${SOAK_SECONDS} s` : `${runs} runs`}`);
+    const oneRun = name === 'soak' ? SOAK_SECONDS : name === 'soak-faults' ? SOAK_FAULTS_SECONDS : undefined;
+    log(`[bench] ${name}: ${oneRun !== undefined ? `one run of ${oneRun} s` : `${runs} runs`}`);
     const s = await fn(runs, log);
     sections.push(s);
     for (const f of s.figures) {
@@ -122,7 +129,7 @@ try {
     durationS: (Date.now() - startedAt) / 1000,
   });
   if (partial) {
-    log('\n[bench] development run (BENCH_RUNS < 5, BENCH_SOAK=0, BENCH_SOAK_SECONDS or BENCH_E2E_SESSIONS): docs/BENCHMARKS.md left unchanged\n');
+    log('\n[bench] development run (BENCH_RUNS < 5, BENCH_SOAK=0, BENCH_SOAK_SECONDS, BENCH_SOAK_FAULTS_SECONDS or BENCH_E2E_SESSIONS): docs/BENCHMARKS.md left unchanged\n');
     log(md);
   } else {
     writeFileSync(reportFile, `${md}\n`);
