@@ -41,6 +41,8 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const SAMPLE_EVERY_MS = 5000;
 /** A fault window lasts until this long after the service is back. */
 const SETTLE_S = 15;
+/** Rows of the windows table: 30 s in the full run. */
+const windowS = Math.max(5, Math.round(SOAK_FAULTS_SECONDS / 20));
 const DRAIN_S = 120 + Math.max(CONTROL_JOIN_TIMEOUT_S, VOICE_JOIN_TIMEOUT_S);
 const TARGET_LATENCY_RATIO = 1.5;
 const TARGET_RSS_RATIO = 1.5;
@@ -63,6 +65,8 @@ interface Post {
 
 interface Fault {
   name: string;
+  /** One word, for the windows table. */
+  short: string;
   /** Seconds since the start of the run. */
   start: number;
   /** When the service was back (the new process ready). */
@@ -131,7 +135,8 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
   /** What went wrong on the client side, counted (DELETE retries, voice sessions never active, …). */
   const clientEvents: Record<string, number> = {};
   const count = (what: string) => void (clientEvents[what] = (clientEvents[what] ?? 0) + 1);
-  const voiceActiveMs: number[] = [];
+  /** Each voice session: when it was sent and when the client saw it active (run seconds). */
+  const voice = new Map<string, { sent: number; active?: number }>();
   let started = 0;
   const now = () => (performance.now() - started) / 1000;
 
@@ -203,14 +208,14 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
       }
       open[tenant].delete(id);
     };
-    const voiceSession = async (id: string, sentAt: number) => {
+    const voiceSession = async (id: string) => {
       const deadline = performance.now() + VOICE_ACTIVE_WAIT_MS;
       for (;;) {
         await sleep(POLL_MS);
         const r = await http(apis.voice!.url, 'GET', `/api/sessions/${id}`);
         const status = r.status === 200 ? String(r.body.status) : undefined;
         if (status === 'active') {
-          voiceActiveMs.push(performance.now() - sentAt);
+          voice.get(id)!.active = now();
           await sleep(VOICE_HOLD_MS);
           break;
         }
@@ -235,7 +240,10 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
       posts.push({ tenant, at, ms, outcome, status: r.status, ...(id ? { sessionId: id } : {}) });
       if (!id) return;
       open[tenant].add(id);
-      if (tenant === 'voice') await voiceSession(id, t);
+      if (tenant === 'voice') {
+        voice.set(id, { sent: at });
+        await voiceSession(id);
+      }
       else {
         await sleep(CONTROL_HOLD_MS);
         await hangUp('control', id);
@@ -286,10 +294,10 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
 
     // The faults, at fixed shares of the run so that a shortened one has every one of them.
     const faultAt = (share: number) => Math.round(duration * share);
-    const fault = async (name: string, share: number, run: () => Promise<void>) => {
+    const fault = async (short: string, name: string, share: number, run: () => Promise<void>) => {
       const wait = (faultAt(share) - now()) * 1000;
       if (wait > 0) await sleep(wait);
-      const f: Fault = { name, start: now() };
+      const f: Fault = { name, short, start: now() };
       faults.push(f);
       log(`  fault at ${f.start.toFixed(1)} s: ${name}`);
       await run();
@@ -299,22 +307,22 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
     const inFlightTenant = (): Tenant => (open.voice.size > open.control.size ? 'voice' : 'control');
     let killedDispatcher: Tenant | undefined;
     const faultPlan = async () => {
-      await fault('Redis SIGKILLed, started again from its AOF after 5 s', 0.1, async () => {
+      await fault('Redis', 'Redis SIGKILLed, started again from its AOF after 5 s', 0.1, async () => {
         await redis!.down('SIGKILL');
         await sleep(5000);
         await redis!.up();
       });
-      await fault('MongoDB stopped (SIGKILL) for 10 s, started again', 0.25, async () => {
+      await fault('MongoDB', 'MongoDB stopped (SIGKILL) for 10 s, started again', 0.25, async () => {
         await mongo!.down();
         await sleep(10_000);
         await mongo!.up();
       });
-      await fault('LiveKit stopped (SIGKILL) for 10 s, started again', 0.4, async () => {
+      await fault('LiveKit', 'LiveKit stopped (SIGKILL) for 10 s, started again', 0.4, async () => {
         await livekit!.down();
         await sleep(10_000);
         await livekit!.up();
       });
-      await fault('a dispatcher SIGKILLed, a new one started 2 s later', 0.55, async () => {
+      await fault('dispatcher', 'a dispatcher SIGKILLed, a new one started 2 s later', 0.55, async () => {
         const t = inFlightTenant();
         killedDispatcher = t;
         faults.at(-1)!.name = `the ${t} tenant's dispatcher SIGKILLed (open sessions: voice ${open.voice.size}, control ${open.control.size}), a new one started 2 s later`;
@@ -323,7 +331,7 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
         await sleep(2000);
         dispatchers[t] = await startChild('dispatcher.ts', envs[t]);
       });
-      await fault('worker 1 SIGKILLed with its job processes, started again 5 s later', 0.7, async () => {
+      await fault('worker', 'worker 1 SIGKILLed with its job processes, started again 5 s later', 0.7, async () => {
         const w = workers[0]!;
         workers[0] = undefined;
         try {
@@ -415,14 +423,29 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
     const inside = measured.filter((p) => inWindow(p.at));
     const ms = (ps: Post[]) => ps.map((p) => p.ms);
 
-    extra.push('| Fault | At (s) | Down (s) | Recovered after (s) | 503s during its window | Other failures during its window |');
-    extra.push('| --- | ---: | ---: | ---: | ---: | ---: |');
+    extra.push('| Fault | At (s) | Down (s) | Recovered after (s): first 202 sent after it is back | First voice session active after it is back (s) | 503s during its window | Other failures during its window |');
+    extra.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const [i, f] of faults.entries()) {
       const w = windows[i]!;
       const during = posts.filter((p) => p.at >= w.from && p.at < w.to);
       const firstOk = posts.filter((p) => p.outcome === '202' && p.at >= (f.back ?? Infinity)).reduce((a, p) => Math.min(a, p.at), Infinity);
+      const firstActive = [...voice.values()].filter((v) => v.active !== undefined && v.active >= (f.back ?? Infinity)).reduce((a, v) => Math.min(a, v.active!), Infinity);
       extra.push(
-        `| ${f.name} | ${fmt(f.start)} | ${fmt((f.back ?? NaN) - f.start)} | ${fmt(firstOk - (f.back ?? NaN))} | ${during.filter((p) => p.outcome === '503').length} | ${during.filter((p) => p.outcome === 'other' || p.outcome === 'timeout').length} |`,
+        `| ${f.name} | ${fmt(f.start)} | ${fmt((f.back ?? NaN) - f.start)} | ${fmt(firstOk - (f.back ?? NaN))} | ${fmt(firstActive - (f.back ?? NaN))} | ${during.filter((p) => p.outcome === '503').length} | ${during.filter((p) => p.outcome === 'other' || p.outcome === 'timeout').length} |`,
+      );
+    }
+    extra.push('');
+    extra.push(`| Window (s) | Faults in it | Requests | 202 | 503 | Other or timeout | p50 of 202s (ms) | p99 of 202s (ms) | Voice accepted | Of them active (agent joined) | Control API RSS (MiB) |`);
+    extra.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (let w = -WARM_S; w < duration; w += windowS) {
+      const end = Math.min(duration, w + windowS);
+      const ps = posts.filter((p) => p.at >= w && p.at < end);
+      const ok = ps.filter((p) => p.outcome === '202');
+      const vs = [...voice.values()].filter((v) => v.sent >= w && v.sent < end);
+      const faultsIn = faults.filter((f, i) => f.start < end && windows[i]!.to > w).map((f) => f.short);
+      const rss = median(samples.filter((s) => s.at >= w && s.at < end && s.rss['api control'] !== undefined).map((s) => s.rss['api control']!));
+      extra.push(
+        `| ${w < 0 ? `warm-up ${w}` : w}–${end} | ${faultsIn.join(', ') || '—'} | ${ps.length} | ${ok.length} | ${ps.filter((p) => p.outcome === '503').length} | ${ps.filter((p) => p.outcome === 'other' || p.outcome === 'timeout').length} | ${fmt(percentile(ms(ok), 50))} | ${fmt(percentile(ms(ok), 99))} | ${vs.length} | ${vs.filter((v) => v.active !== undefined).length} | ${Number.isNaN(rss) ? '—' : MiB(rss)} |`,
       );
     }
     extra.push('');
@@ -500,8 +523,10 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
         `doubled: ${doubled.length}${doubled.length ? ` (${doubled.slice(0, 10).map((p) => p.sessionId).join(', ')})` : ''}. ` +
         `Voice sessions with more than one agent job: ${multiJob.length}${multiJob.length ? ` (${multiJob.slice(0, 10).map((p) => `${p.sessionId} ×${jobsOf.get(p.sessionId!)!.size}, placements ${ends.get(p.sessionId!)?.placements}`).join('; ')})` : ''}. Drain took ${fmt(drainS)} s.`,
     );
+    const toActive = [...voice.values()].flatMap((v) => (v.active !== undefined ? [(v.active - v.sent) * 1000] : []));
+    const withoutJob = accepted.filter((p) => p.tenant === 'voice' && !jobsOf.has(p.sessionId!)).length;
     notes.push(
-      `Voice sessions: request → active p50 ${fmt(percentile(voiceActiveMs, 50))} ms, p99 ${fmt(percentile(voiceActiveMs, 99))} ms over ${voiceActiveMs.length}. ` +
+      `Voice sessions: ${toActive.length} of ${voice.size} accepted seen active by their client (request → active p50 ${fmt(percentile(toActive, 50))} ms, p99 ${fmt(percentile(toActive, 99))} ms, polled every ${POLL_MS} ms); ${withoutJob} never reached an agent job's entry. ` +
         `Client events: ${Object.entries(clientEvents).map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}.`,
     );
     notes.push(
