@@ -76,6 +76,8 @@ interface Fault {
 interface Sample {
   at: number;
   rss: Partial<Record<string, number>>;
+  /** The voice tenant's capacity as its dispatcher reports it (cluster-wide, from Redis). */
+  slots?: { total: number; busy: number; free: number; waiting: number; workers: number };
 }
 
 interface SessionEnd {
@@ -134,6 +136,8 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
   const jobsOf = new Map<string, Set<string>>();
   /** What went wrong on the client side, counted (DELETE retries, voice sessions never active, …). */
   const clientEvents: Record<string, number> = {};
+  const workerEvents: string[] = [];
+  const workerWarnings: Record<string, number> = {};
   const count = (what: string) => void (clientEvents[what] = (clientEvents[what] ?? 0) + 1);
   /** Each voice session: when it was sent and when the client saw it active (run seconds). */
   const voice = new Map<string, { sent: number; active?: number }>();
@@ -176,10 +180,13 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
       DEEPGRAM_BASE_URL: providers.deepgram,
     };
     const onWorkerLine = (line: string) => {
-      if (!line.startsWith('{') || !line.includes('"agent config resolved"')) return;
+      if (!line.startsWith('{')) return;
       try {
-        const j = JSON.parse(line) as { sessionId?: string; jobId?: string };
-        if (!j.sessionId || !j.jobId) return;
+        const j = JSON.parse(line) as { sessionId?: string; jobId?: string; level?: number; msg?: string };
+        if (j.msg === 'registered worker') workerEvents.push(`registered at ${fmt(now())} s`);
+        // Warnings and errors of the workers and their jobs, by message: what the faults did to them.
+        if ((j.level ?? 0) >= 40) workerWarnings[String(j.msg).slice(0, 120)] = (workerWarnings[String(j.msg).slice(0, 120)] ?? 0) + 1;
+        if (j.msg !== 'agent config resolved' || !j.sessionId || !j.jobId) return;
         const s = jobsOf.get(j.sessionId) ?? new Set<string>();
         s.add(j.jobId);
         jobsOf.set(j.sessionId, s);
@@ -210,10 +217,12 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
     };
     const voiceSession = async (id: string) => {
       const deadline = performance.now() + VOICE_ACTIVE_WAIT_MS;
+      let seen = 'no answer';
       for (;;) {
         await sleep(POLL_MS);
         const r = await http(apis.voice!.url, 'GET', `/api/sessions/${id}`);
         const status = r.status === 200 ? String(r.body.status) : undefined;
+        if (status) seen = `${status}${r.body.waitingFor ? ` waiting for ${r.body.waitingFor}` : ''}${r.body.placement?.jobId ? ', job taken' : ''}`;
         if (status === 'active') {
           voice.get(id)!.active = now();
           await sleep(VOICE_HOLD_MS);
@@ -225,7 +234,7 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
           return;
         }
         if (performance.now() > deadline) {
-          count(`voice session not active within ${VOICE_ACTIVE_WAIT_MS / 1000} s`);
+          count(`voice session not active within ${VOICE_ACTIVE_WAIT_MS / 1000} s (last seen ${seen})`);
           break;
         }
       }
@@ -289,7 +298,21 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
           }
         }),
       );
-      samples.push({ at, rss });
+      let slots: Sample['slots'];
+      try {
+        const d = await scrape(dispatchers.voice!.url);
+        const v = (name: string, labels: Record<string, string> = {}) => promValue(d, name, labels);
+        slots = {
+          total: v('agent_runtime_worker_slots', { state: 'total' }),
+          busy: v('agent_runtime_worker_slots', { state: 'busy' }),
+          free: v('agent_runtime_worker_slots', { state: 'free' }),
+          waiting: v('agent_runtime_sessions_waiting_for_capacity'),
+          workers: v('agent_runtime_workers_live'),
+        };
+      } catch {
+        /* being restarted */
+      }
+      samples.push({ at, rss, ...(slots ? { slots } : {}) });
     };
 
     // The faults, at fixed shares of the run so that a shortened one has every one of them.
@@ -435,8 +458,8 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
       );
     }
     extra.push('');
-    extra.push(`| Window (s) | Faults in it | Requests | 202 | 503 | Other or timeout | p50 of 202s (ms) | p99 of 202s (ms) | Voice accepted | Of them active (agent joined) | Control API RSS (MiB) |`);
-    extra.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    extra.push(`| Window (s) | Faults in it | Requests | 202 | 503 | Other or timeout | p50 of 202s (ms) | p99 of 202s (ms) | Voice accepted | Of them active (agent joined) | Voice workers live / slots busy / free / sessions waiting (last sample) | Control API RSS (MiB) |`);
+    extra.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (let w = -WARM_S; w < duration; w += windowS) {
       const end = Math.min(duration, w + windowS);
       const ps = posts.filter((p) => p.at >= w && p.at < end);
@@ -444,8 +467,9 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
       const vs = [...voice.values()].filter((v) => v.sent >= w && v.sent < end);
       const faultsIn = faults.filter((f, i) => f.start < end && windows[i]!.to > w).map((f) => f.short);
       const rss = median(samples.filter((s) => s.at >= w && s.at < end && s.rss['api control'] !== undefined).map((s) => s.rss['api control']!));
+      const sl = samples.filter((s) => s.at >= w && s.at < end && s.slots).at(-1)?.slots;
       extra.push(
-        `| ${w < 0 ? `warm-up ${w}` : w}–${end} | ${faultsIn.join(', ') || '—'} | ${ps.length} | ${ok.length} | ${ps.filter((p) => p.outcome === '503').length} | ${ps.filter((p) => p.outcome === 'other' || p.outcome === 'timeout').length} | ${fmt(percentile(ms(ok), 50))} | ${fmt(percentile(ms(ok), 99))} | ${vs.length} | ${vs.filter((v) => v.active !== undefined).length} | ${Number.isNaN(rss) ? '—' : MiB(rss)} |`,
+        `| ${w < 0 ? `warm-up ${w}` : w}–${end} | ${faultsIn.join(', ') || '—'} | ${ps.length} | ${ok.length} | ${ps.filter((p) => p.outcome === '503').length} | ${ps.filter((p) => p.outcome === 'other' || p.outcome === 'timeout').length} | ${fmt(percentile(ms(ok), 50))} | ${fmt(percentile(ms(ok), 99))} | ${vs.length} | ${vs.filter((v) => v.active !== undefined).length} | ${sl ? `${sl.workers} / ${sl.busy} / ${sl.free} / ${sl.waiting}` : '—'} | ${Number.isNaN(rss) ? '—' : MiB(rss)} |`,
       );
     }
     extra.push('');
@@ -531,6 +555,9 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
     );
     notes.push(
       `Latency samples: ${before.length} 202s before the first fault, ${calm.length} outside every fault window, ${inside.length} inside one (windows: ${windows.map((w) => `${fmt(w.from)}–${fmt(w.to)} s`).join(', ')}).`,
+    );
+    notes.push(
+      `Workers: ${workerEvents.join(', ')}. Their warnings and errors (the workers' and their job processes' pino lines at warn or above), by message: ${Object.entries(workerWarnings).sort((a, b) => b[1] - a[1]).slice(0, 12).map(([m, n]) => `"${m}" ×${n}`).join('; ') || 'none'}.`,
     );
     const rssLine = (who: string) => {
       const xs = samples.filter((s) => s.rss[who] !== undefined).map((s) => s.rss[who]!);
