@@ -13,7 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { OwnLivekit } from '../test/support/livekit-server.js';
 import { OwnMongo } from '../test/support/mongo-server.js';
 import { OwnRedis } from '../test/support/redis-server.js';
-import { TERMINAL_STATUSES } from '../common/sessions/index.js';
+import { livekitClients } from '../common/livekit.js';
+import { sessionIdOf, TERMINAL_STATUSES } from '../common/sessions/index.js';
 import { startChild, type ChildServer } from './lib/child.js';
 import { agentBody, BENCH_API_KEY, call, isolatedEnv, mongoUri } from './lib/env.js';
 import { promValue, scrape } from './lib/prom.js';
@@ -95,8 +96,8 @@ interface SessionEnd {
   failureReason?: string;
   dispatchedTransitions: number;
   activeTransitions: number;
+  /** Agent jobs the session may have had: one per placement generation (a claim per generation at most). */
   placements: number;
-  redispatches: number;
   notFound: boolean;
 }
 
@@ -146,6 +147,8 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
   const jobsOf = new Map<string, Set<string>>();
   /** What went wrong on the client side, counted (DELETE retries, voice sessions never active, …). */
   const clientEvents: Record<string, number> = {};
+  /** Per session: its agent dispatches in its room (LiveKit's list, as the tests count them), read while it is held. */
+  const dispatchCount = new Map<string, number>();
   const workerEvents: string[] = [];
   const workerWarnings: Record<string, number> = {};
   const count = (what: string) => void (clientEvents[what] = (clientEvents[what] ?? 0) + 1);
@@ -205,6 +208,16 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
       }
     };
     const startWorker = () => spawnWorker(workerEnv, onWorkerLine);
+    const { dispatch } = livekitClients({ LIVEKIT_URL: livekit.url, LIVEKIT_API_KEY: envs.voice.LIVEKIT_API_KEY!, LIVEKIT_API_SECRET: envs.voice.LIVEKIT_API_SECRET! });
+    /** The session's dispatches in its room, as test/support/sessions.ts's expectExactlyOneDispatchEach counts them. */
+    const countDispatches = async (tenant: Tenant, id: string, room: string) => {
+      try {
+        const all = await Promise.race([dispatch.listDispatch(room), sleep(5000).then(() => Promise.reject(new Error('timeout')))]);
+        dispatchCount.set(id, all.filter((d) => d.agentName === envs[tenant].AGENT_NAME && sessionIdOf(d.metadata) === id).length);
+      } catch {
+        count(`${tenant} dispatches not countable (LiveKit list failed)`);
+      }
+    };
     for (let i = 0; i < WORKERS; i++) workers.push(await startWorker());
     // Their warm job processes start before the load does.
     await sleep(5000);
@@ -229,7 +242,7 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
       }
       open[tenant].delete(id);
     };
-    const voiceSession = async (id: string) => {
+    const voiceSession = async (id: string, room: string) => {
       const deadline = performance.now() + VOICE_ACTIVE_WAIT_MS;
       let seen = 'no answer';
       for (;;) {
@@ -239,6 +252,7 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
         if (status) seen = `${status}${r.body.waitingFor ? ` waiting for ${r.body.waitingFor}` : ''}${r.body.placement?.jobId ? ', job taken' : ''}`;
         if (status === 'active') {
           voice.get(id)!.active = now();
+          await countDispatches('voice', id, room);
           await sleep(VOICE_HOLD_MS);
           break;
         }
@@ -260,15 +274,17 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
       const ms = performance.now() - t;
       const outcome: Outcome = r.status === 202 ? '202' : r.status === 503 ? '503' : r.status === 0 && r.body === 'timeout' ? 'timeout' : 'other';
       const id = outcome === '202' ? (r.body.sessionId as string) : undefined;
+      const room = String(r.body?.roomName ?? '');
       posts.push({ tenant, at, ms, outcome, status: r.status, ...(id ? { sessionId: id } : {}) });
       if (!id) return;
       open[tenant].add(id);
       if (tenant === 'voice') {
         voice.set(id, { sent: at });
-        await voiceSession(id);
+        await voiceSession(id, room);
       }
       else {
         await sleep(CONTROL_HOLD_MS);
+        await countDispatches('control', id, room);
         await hangUp('control', id);
       }
     };
@@ -419,8 +435,7 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
           failureReason: b.failureReason,
           dispatchedTransitions: tr.filter((t) => t.status === 'dispatched').length,
           activeTransitions: tr.filter((t) => t.status === 'active').length,
-          placements: 1 + (b.placement?.placedAgain ?? 0) + (b.placement?.recoveries ?? 0),
-          redispatches: b.redispatches ?? 0,
+          placements: 1 + (b.placement?.generation ?? 0),
           notFound: r.status === 404,
         });
       });
@@ -442,9 +457,9 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
     const doubled = accepted.filter((p) => {
       const e = ends.get(p.sessionId!);
       if (!e) return false;
-      if (e.dispatchedTransitions > 1) return true;
-      // An agent job more than the placements the session records (first one, placed again, recovered).
-      return p.tenant === 'voice' && (jobsOf.get(p.sessionId!)?.size ?? 0) > e.placements + e.redispatches;
+      if (e.dispatchedTransitions > 1 || (dispatchCount.get(p.sessionId!) ?? 0) > 1) return true;
+      // More agent jobs than placement generations: two agents for one placement.
+      return p.tenant === 'voice' && (jobsOf.get(p.sessionId!)?.size ?? 0) > e.placements;
     });
     const multiJob = accepted.filter((p) => p.tenant === 'voice' && (jobsOf.get(p.sessionId!)?.size ?? 0) > 1);
 
@@ -544,6 +559,15 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
       memFigure('worker 2', 'worker 2 (not killed)', false),
     ];
 
+    const dispatchHistogram = () => {
+      const h: Record<string, number> = {};
+      for (const p of accepted) {
+        const n = dispatchCount.get(p.sessionId!);
+        const k = `${p.tenant} ${n === undefined ? 'not counted' : n}`;
+        h[k] = (h[k] ?? 0) + 1;
+      }
+      return Object.entries(h).sort().map(([k, n]) => `${k} ×${n}`).join(', ');
+    };
     const outcomes = (t: Tenant) => {
       const ps = posts.filter((p) => p.tenant === t);
       const c: Record<string, number> = {};
@@ -557,6 +581,7 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
     notes.push(
       `Lost: ${lost.length}${lost.length ? ` (${lost.slice(0, 10).map((p) => `${p.sessionId} ${ends.get(p.sessionId!)?.status ?? 'no answer'}`).join(', ')}${lost.length > 10 ? ', …' : ''})` : ''}; ` +
         `doubled: ${doubled.length}${doubled.length ? ` (${doubled.slice(0, 10).map((p) => p.sessionId).join(', ')})` : ''}. ` +
+        `Agent dispatches per session in its room while held (control: ${CONTROL_HOLD_MS / 1000} s after the 202; voice: once active), by count: ${dispatchHistogram()}. ` +
         `Voice sessions with more than one agent job: ${multiJob.length}${multiJob.length ? ` (${multiJob.slice(0, 10).map((p) => `${p.sessionId} ×${jobsOf.get(p.sessionId!)!.size}, placements ${ends.get(p.sessionId!)?.placements}`).join('; ')})` : ''}. Drain took ${fmt(drainS)} s.`,
     );
     const toActive = [...voice.values()].flatMap((v) => (v.active !== undefined ? [(v.active - v.sent) * 1000] : []));
@@ -591,7 +616,7 @@ export async function benchSoakFaults(_runs: number, log: Log): Promise<Section>
     method: [
       `Servers of the run's own (a redis-server with AOF, appendfsync everysec; the embedded MongoDB-compatible server; a dev-mode livekit-server; all on free loopback ports), so the faults touch nothing else. Two tenants share them, each with its own API and dispatcher process (own QUEUE_PREFIX, database and AGENT_NAME): "voice", ${VOICE_RATE} session/s, served by ${WORKERS} real agent workers (built; the test suite's OpenAI and Deepgram fakes as providers; job slots and CPU guard as the product derives them, ${IDLE_PROCESSES} warm job processes each), whose client polls the session every ${POLL_MS} ms until it is active (its agent joined), holds it ${VOICE_HOLD_MS / 1000} s and DELETEs it; and "control", ${CONTROL_RATE} sessions/s, DISPATCH_MODE=immediate with no worker for its agent name, DELETEd ${CONTROL_HOLD_MS / 1000} s after its 202 (AGENT_JOIN_TIMEOUT=${CONTROL_JOIN_TIMEOUT_S}, ROOM_EMPTY_TIMEOUT=10). Why the split: every agent job is a forked process costing seconds of CPU, and this machine's two cores cannot start ten a second (nor, in development runs beside the rest of the load, one a second: most voice sessions then never had their agent within ${VOICE_ACTIVE_WAIT_MS / 1000} s); the control tenant carries the rest of the ${RATE}/s through the same API, queue, dispatcher, Redis, MongoDB and LiveKit paths.`,
       `${duration} s of open-loop load (requests sent on schedule whatever the earlier ones do; a ${WARM_S} s warm-up first, its latency discarded, its sessions counted), during which, at ${FAULT_SHARES.map((s) => `${Math.round(s * 100)} %`).join(', ')} of the run: Redis is SIGKILLed and started again from its AOF 5 s later; MongoDB is killed and started again 10 s later; LiveKit is killed and started again 10 s later (a dev-mode server: it forgets its rooms); the dispatcher of the tenant with more sessions open is SIGKILLed and a new one started 2 s later (a supervisor's restart); one worker is SIGKILLed with its job processes and started again 5 s later. A fault's window runs from its start to ${SETTLE_S} s after the service is back. DELETEs that fail during a fault are retried until they succeed or the session is over.`,
-      `After the load, a drain (at most ${DRAIN_S} s) reads every accepted session until it is terminal (${TERMINAL.join(', ')}). Lost: accepted but not terminal after it, or not found. Doubled: a session whose transitions record more than one dispatch, or a voice session with more agent jobs (the workers' 'agent config resolved' log lines, one per job) than the placements it records. Targets: 0 lost, 0 doubled; POST p99 outside the fault windows ÷ p99 before the first fault ≤ ${TARGET_LATENCY_RATIO}; API and dispatcher RSS last minute ÷ first ≤ ${TARGET_RSS_RATIO} (the processes' own /metrics, every ${SAMPLE_EVERY_MS / 1000} s). BENCH_SOAK_FAULTS_SECONDS shortens the run (the faults move with it; the run is then partial).`,
+      `After the load, a drain (at most ${DRAIN_S} s) reads every accepted session until it is terminal (${TERMINAL.join(', ')}). Lost: accepted but not terminal after it, or not found. Doubled: a session with more than one dispatch of its agent in its room while it is held (LiveKit's \`listDispatch\`, counted as the tests' exactly-once checks count them), or whose transitions record more than one dispatch, or a voice session with more agent jobs (the workers' 'agent config resolved' log lines, one per job) than placement generations it went through (one worker's claim per generation). Targets: 0 lost, 0 doubled; POST p99 outside the fault windows ÷ p99 before the first fault ≤ ${TARGET_LATENCY_RATIO}; API and dispatcher RSS last minute ÷ first ≤ ${TARGET_RSS_RATIO} (the processes' own /metrics, every ${SAMPLE_EVERY_MS / 1000} s). BENCH_SOAK_FAULTS_SECONDS shortens the run (the faults move with it; the run is then partial).`,
     ],
     figures,
     notes,
