@@ -77,7 +77,7 @@ filterClientErrors();
 const startedAt = Date.now();
 const log = (m: string) => console.log(m);
 if (!only || ['end-to-end', 'placement', 'voice', 'soak-faults'].some((n) => only.includes(n))) {
-  // The end-to-end benchmark runs the agent worker as production does: built.
+  // The benchmarks with agent workers (end-to-end, placement, voice, the soak with faults) run them as production does: built.
   log('[bench] npm run build');
   execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
 }
