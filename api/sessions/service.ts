@@ -324,6 +324,10 @@ export class SessionService {
 
       if (doc) await this.closeRoom(doc.roomName, doc.dispatchId);
       if (await this.d.store.transition(sessionId, 'ended', { failureReason: 'cancelled' })) return this.get(sessionId);
+      // Closing the room ends the agent's job, which may record the end first (with its own reason, or none):
+      // this request ended the session all the same. Only another cancel, which says so, makes this one late.
+      const after = await this.d.store.get(sessionId);
+      if (after && TERMINAL_STATUSES.includes(after.status) && after.failureReason !== 'cancelled') return this.get(sessionId);
     }
     throw new ConflictError('the session changed while being cancelled; retry');
   }

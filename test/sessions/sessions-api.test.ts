@@ -2,13 +2,14 @@ import { expect } from 'chai';
 import { Queue } from 'bullmq';
 import { livekitClients } from '../../common/livekit.js';
 import { SESSIONS_QUEUE } from '../../common/queue.js';
-import { newId } from '../../common/sessions/index.js';
+import { HotRecords, newId } from '../../common/sessions/index.js';
 import { createRedis, type Redis } from '../../common/redis.js';
 import { AccessToken, TokenVerifier } from 'livekit-server-sdk';
 import { agentBody, startTestApi, type TestApi } from '../support/api.js';
 import { startTestDispatcher } from '../support/dispatcher.js';
 import { stack } from '../support/env.js';
 import { until } from '../support/sessions.js';
+import { HoldingProxy } from '../support/holding-proxy.js';
 
 describe('session requests', () => {
   let api: TestApi;
@@ -175,6 +176,33 @@ describe('session requests', () => {
       expect(ended.body.status).to.equal('ended');
     } finally {
       await d.stop();
+    }
+  });
+
+  it("ends a dispatched session on DELETE even when the agent's job records the room's close first", async () => {
+    // LiveKit's answer to the API's DeleteRoom is held: the room is gone, and meanwhile the agent's job, which saw
+    // its room close, records the end as a worker does (no reason of its own).
+    const proxy = await HoldingProxy.start(stack.LIVEKIT_URL);
+    const viaProxy = await startTestApi({ LIVEKIT_URL: proxy.url.replace(/^http/, 'ws'), QUEUE_PREFIX: api.env.QUEUE_PREFIX!, MONGODB_URI: api.env.MONGODB_URI!, AGENT_NAME: api.env.AGENT_NAME! });
+    const d = await startTestDispatcher(api.env);
+    try {
+      const res = await api.call('POST', '/api/sessions', { agentId: '7' });
+      await until(async () => (await api.call('GET', `/api/sessions/${res.body.sessionId}`)).body.status === 'dispatched');
+      const held = proxy.hold('RoomService/DeleteRoom', 'answer');
+      const cancel = viaProxy.call('DELETE', `/api/sessions/${res.body.sessionId}`);
+      await held.arrived;
+      expect(await new HotRecords(redis, api.env.QUEUE_PREFIX!).move(res.body.sessionId, 'ended', { endedAt: new Date(), durationSeconds: 0 }), "the job's end").not.to.equal(undefined);
+      await held.release();
+      const ended = await cancel;
+      expect(ended.status, JSON.stringify(ended.body)).to.equal(200);
+      expect(ended.body.status).to.equal('ended');
+      expect(await livekitClients(stack).rooms.listRooms([res.body.roomName])).to.deep.equal([]);
+      // A second DELETE finds it over.
+      expect((await api.call('DELETE', `/api/sessions/${res.body.sessionId}`)).status).to.equal(409);
+    } finally {
+      await d.stop();
+      await viaProxy.stop();
+      await proxy.close();
     }
   });
 
