@@ -90,6 +90,13 @@ export async function runJob(ctx: JobContext, d: WorkerDeps, events: JobEvents =
   const frames = config.vision ? new LatestFrame(ctx.room, new Set([BITHUMAN_IDENTITY])) : undefined;
   const [history] = await Promise.all([loading, ctx.connect()]);
   log.info('room connected');
+  // A session that ended while its job was starting (cancelled, its room closed) has no room any more: connecting
+  // made a new, empty one. Leave it now, freeing the slot, instead of waiting SESSION_NO_USER_TIMEOUT for nobody.
+  if (await record.over()) {
+    log.info('session over before its agent joined: leaving');
+    ctx.shutdown('session over');
+    return;
+  }
 
   const session = new voice.AgentSession(pipeline);
   observeTurns(session, ctx.room, sessionId, d, events, log);

@@ -1,5 +1,5 @@
 import type { Logger } from '../common/logger.js';
-import type { Placements, SessionJob, SessionStore, TransitionFields } from '../common/sessions/index.js';
+import { type Placements, type SessionJob, type SessionStore, TERMINAL_STATUSES, type TransitionFields } from '../common/sessions/index.js';
 
 /** What an automatically dispatched job's session is recorded with when its agent starts. */
 export interface AutomaticStart {
@@ -35,6 +35,23 @@ export class JobSessionRecord {
       // Unwritten, the join check times this job from its acceptance instead; the job goes on either way.
       void this.d.placements.started(this.sessionId, this.jobId).catch((err: Error) => this.log.warn({ err: err.message }, 'job start not recorded'));
     }
+  }
+
+  /**
+   * Whether this job has nothing left to serve: its session is over (cancelled,
+   * or ended while the job was starting) or another job serves it now. When
+   * the record cannot be read, the job goes on.
+   */
+  async over(): Promise<boolean> {
+    if (!this.sessionId || this.automatic) return false;
+    try {
+      const s = await this.d.store.get(this.sessionId);
+      if (s && TERMINAL_STATUSES.includes(s.status)) return true;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'session record not read: going on');
+      return false;
+    }
+    return !(await this.serving());
   }
 
   private async serving(): Promise<boolean> {

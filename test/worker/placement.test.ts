@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { createRedis, redisReady } from '../../common/redis.js';
 import { livekitClients } from '../../common/livekit.js';
@@ -13,6 +14,20 @@ import { until } from '../support/sessions.js';
 import { TestUser } from '../support/user.js';
 import { spawnWorker, type WorkerProcess } from '../support/worker.js';
 import { startWorkerStack, type WorkerStack } from '../support/worker-stack.js';
+
+/** The processes `pid` forked (a worker's job processes). */
+function childPids(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return Number(readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
 
 interface Created {
   sessionId: string;
@@ -202,6 +217,34 @@ describe('placement: every session gets its agent in about a second and keeps on
     expect(v.failureReason).to.equal('no_user');
     expect(v.transitions.map((t: { status: string }) => t.status)).to.deep.equal(['queued', 'dispatched', 'active', 'ended']);
     await until(async () => (await capacity.summary()).workers[0]?.free === 1, 10_000, 100);
+  });
+
+  it('a session that ends while its job is starting: the agent, connecting after it, leaves at once and frees the slot', async () => {
+    const w = await worker({ WORKER_MAX_JOBS: '1', WORKER_IDLE_PROCESSES: '1', SESSION_NO_USER_TIMEOUT: '120' });
+    // The warm job process is stopped: the job is taken, and its process runs it only after the session is over.
+    const procs = childPids(w.child.pid!);
+    expect(procs, 'job processes').not.to.deep.equal([]);
+    for (const p of procs) process.kill(p, 'SIGSTOP');
+    let s: Created;
+    try {
+      s = await post('desk');
+      await until(async () => w.lines.some((l) => l.includes('"job accepted"') && l.includes(s.sessionId)), 20_000, 20);
+      const cancelled = await api.call('DELETE', `/api/sessions/${s.sessionId}`);
+      expect(cancelled.status).to.equal(200);
+      expect(cancelled.body.status).to.equal('ended');
+    } finally {
+      for (const p of procs) process.kill(p, 'SIGCONT');
+    }
+    // Its connect makes the closed room again, empty; the agent leaves it, and the slot is free, long before the no-user timeout.
+    await until(async () => w.lines.some((l) => l.includes('"room connected"') && l.includes(s.sessionId)), 30_000, 50);
+    await until(async () => (await capacity.summary()).workers[0]?.free === 1, 10_000, 100);
+    const { rooms } = livekitClients({ ...api.env, LIVEKIT_URL: livekit.url } as never);
+    await until(async () => (await rooms.listParticipants(s.roomName).catch(() => [])).length === 0, 10_000, 100);
+    expect(w.lines.some((l) => l.includes('session over before its agent joined') && l.includes(s.sessionId))).to.equal(true);
+    const v = await view(s.sessionId);
+    expect(v.status).to.equal('ended');
+    expect(v.failureReason).to.equal('cancelled');
+    expect(v.transitions.map((t: { status: string }) => t.status)).to.deep.equal(['queued', 'dispatched', 'ended']);
   });
 
   it('a dispatcher stopped while a session waits for a slot gives it back: it keeps its place and goes out with the next dispatcher', async () => {
