@@ -71,10 +71,6 @@ export function createApp(d: ApiDeps): Express {
     res.json(description);
   });
 
-  app.use(docsPage());
-  // The page is public like /docs; everything it does goes through /api with the key its user types.
-  app.use(playgroundRoutes(d.config.LIVEKIT_PUBLIC_URL ?? d.config.LIVEKIT_URL));
-
   // `/health` is the original service's path: callers of that one keep working.
   app.get(['/healthz', '/health'], (_req, res) => {
     res.json({ status: 'ok' });
@@ -113,6 +109,11 @@ export function createApp(d: ApiDeps): Express {
   app.get('/api/metrics', async (_req, res) => {
     res.json(await d.summary());
   });
+
+  // The pages' routers match any path: after /api, so an API request never walks them.
+  app.use(docsPage());
+  // The page is public like /docs; everything it does goes through /api with the key its user types.
+  app.use(playgroundRoutes(d.config.LIVEKIT_PUBLIC_URL ?? d.config.LIVEKIT_URL));
 
   app.use((req, res) => sendProblem(res, 404, 'not-found', 'Not found', `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(d.logger));

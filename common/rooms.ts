@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { random36 } from './random.js';
 import { AGENT_ID_PATTERN } from './agents/index.js';
 
 /**
@@ -11,11 +11,7 @@ export const ROOM_SUFFIX_PATTERN = /^[a-z0-9]{16}$/;
 const ROOM_PATTERN = /^agent-([A-Za-z0-9_-]{1,64})-room(?:-([a-z0-9]{16}))?$/;
 
 export function newRoomSuffix(): string {
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  const bytes = randomBytes(16);
-  let s = '';
-  for (const b of bytes) s += alphabet[b % alphabet.length];
-  return s;
+  return random36(16);
 }
 
 export function buildRoomName(agentId: string, suffix?: string): string {
