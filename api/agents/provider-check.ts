@@ -13,7 +13,7 @@ export class ProviderCheck {
   async warnings(config: { stt: { provider: string }; tts: { provider: string } }): Promise<string[]> {
     if (!this.capacity) return [];
     // The agent is registered by now: a failed look-up costs only the warning, not the answer.
-    const workers = await this.capacity.summary().then((s) => s.workers, () => null);
+    const workers = await this.capacity.live().catch(() => null);
     if (workers === null) return [];
     return registrationWarnings(config, workers.length ? workers : undefined);
   }

@@ -175,10 +175,15 @@ export class WorkerCapacity {
 
   /** The live workers and the slots free among them. */
   async summary(now = Date.now()): Promise<CapacitySummary> {
+    const [workers, freeSlots] = await Promise.all([this.live(now), this.freeSlots(now)]);
+    return { workers, freeSlots };
+  }
+
+  /** The live workers, with what each published in its last heartbeat. */
+  async live(now = Date.now()): Promise<CapacitySummary['workers']> {
     const ids = await this.redis.zrangebyscore(this.keys.live, now - HEARTBEAT_TTL_MS, '+inf');
     const infos = ids.length ? await this.redis.hmget(this.keys.info, ...ids) : [];
-    const workers = ids.flatMap((id, i) => (infos[i] ? [{ id, ...(JSON.parse(infos[i]!) as WorkerInfo) }] : []));
-    return { workers, freeSlots: await this.freeSlots(now) };
+    return ids.flatMap((id, i) => (infos[i] ? [{ id, ...(JSON.parse(infos[i]!) as WorkerInfo) }] : []));
   }
 
   async isLive(workerId: string, now = Date.now()): Promise<boolean> {
