@@ -63,8 +63,11 @@ async function profiled(env: Record<string, string>, body: string, auth: Record<
   const penv = isolatedEnv('http-profile', { BENCH_CPU_PROFILE: dir });
   const sides: { name: string; script: string; path: string; headers: Record<string, string>; env: Record<string, string> }[] = [
     { name: 'api', script: 'api.ts', path: '/api/sessions', headers: auth, env: penv },
+    { name: 'layers', script: 'express-layers.ts', path: '/api/sessions', headers: auth, env: { NODE_ENV: env.NODE_ENV!, BENCH_CPU_PROFILE: dir } },
     { name: 'express', script: 'express-hello.ts', path: '/', headers: json, env: { NODE_ENV: env.NODE_ENV!, BENCH_CPU_PROFILE: dir } },
   ];
+  const label: Record<string, string> = { api: 'the API', layers: "bare Express with the API's HTTP layers and token (bench/servers/express-layers.ts)", express: 'bare Express' };
+  const perRequest: Record<string, number> = {};
   const out: string[] = [];
   try {
     for (const side of sides) {
@@ -77,9 +80,9 @@ async function profiled(env: Record<string, string>, body: string, auth: Record<
         const l = await load(`${server.url}${side.path}`, DURATION_S, side.headers, body);
         await server.stop();
         const { shares, idle, busyMs } = cpuShares(dir, side.name);
-        const perRequest = busyMs / Math.max(1, l.ok + l.bad);
+        const cpu = (perRequest[side.name] = busyMs / Math.max(1, l.ok + l.bad));
         out.push(
-          `${side.name === 'api' ? 'the API' : 'bare Express'}: ${l.rps.toFixed(0)} req/s under the profiler, its main thread busy ${((1 - idle) * 100).toFixed(0)} % of the time, ${perRequest.toFixed(3)} ms of CPU per request; by owner: ${sharesText(shares)}`,
+          `${label[side.name]}: ${l.rps.toFixed(0)} req/s under the profiler, its main thread busy ${((1 - idle) * 100).toFixed(0)} % of the time, ${cpu.toFixed(3)} ms of CPU per request; by owner: ${sharesText(shares)}`,
         );
       } finally {
         await server.stop();
@@ -91,7 +94,9 @@ async function profiled(env: Record<string, string>, body: string, auth: Record<
   }
   return (
     `Where the CPU goes: after the measured runs, one more run of each side (not counted), each server profiled by V8 over its ${DURATION_S} s load window only (\`node:inspector\` Profiler, started by SIGUSR2; bench/servers/profiler.ts); each sample is charged to the nearest frame on its stack that is a package or this project's code ((node) is Node's own HTTP parsing, sockets and timers, (gc) garbage collection; bench/lib/cpu-profile.ts). ` +
-    `${out.join('; ')}. The throughput is bound by the API process's one core: its CPU per request against bare Express's is the ratio to move.`
+    `${out.join('; ')}. The throughput is bound by the API process's one core: its CPU per request against bare Express's is the ratio to move. ` +
+    `The HTTP layers every API request passes (request metrics, helmet's security headers, the API key check, the JSON body check) and the participant token of the 202, with no Redis, queue or record behind them, already cost ${perRequest.layers!.toFixed(3)} ms against bare Express's ${perRequest.express!.toFixed(3)} ms, ` +
+    `a CPU ratio of ${(perRequest.express! / perRequest.layers!).toFixed(2)} before any of the API's own work (rate limit, queue, record; the whole API ${perRequest.api!.toFixed(3)} ms in the same profiled runs, which are noisy: compare within a run). The largest of those layers is the token (livekit-server-sdk's AccessToken signing through jose), then Express's router walking the layers. So ≥ 0.5× on one core is out of reach with these layers whatever the Redis work costs; what moves the throughput is more API processes (the API keeps no state of its own: one per core, or replicas), which this two-core machine, shared with its load generator and its Redis, cannot show.`
   );
 }
 
