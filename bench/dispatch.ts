@@ -16,7 +16,8 @@ import type { Section } from './lib/report.js';
 import { pool } from './lib/stats.js';
 
 const COUNT = 300;
-const WARM_COUNT = 50;
+// A full batch: with fewer, the first measured run still paid for warming the dispatcher's code (V8's JIT).
+const WARM_COUNT = 300;
 const CONCURRENCY = 16;
 const EMPTY_TIMEOUT = 60;
 
@@ -97,7 +98,7 @@ export async function benchDispatch(runs: number, log: Log): Promise<Section> {
       out.raw.push(raw);
     }
     notes.push(
-      'Per session the dispatcher makes one LiveKit call (`createRoom` carrying the dispatch, where the baseline makes two) and, in Redis, the session lock, the status read, the record move (one script) and the lock release, beside BullMQ\'s own scripts to fetch and complete the job; the queue is rate-limited to DISPATCH_RATE_MAX (500) per second across dispatchers. Where the ratio misses its target, the difference is that Redis and Node work per session on the two cores the baseline\'s loop shares only with livekit-server.',
+      'Per session the dispatcher makes one LiveKit call (`createRoom` carrying the dispatch, where the baseline makes two) and, in Redis, the session lock, the status read, the record move (one script) and the lock release, and it queues the session\'s join check (a delayed job on the checks queue), beside BullMQ\'s own scripts to fetch and complete the job; the queue is rate-limited to DISPATCH_RATE_MAX (500) per second across dispatchers. Where the ratio misses its target, the difference is that Redis and Node work per session on the two cores the baseline\'s loop shares only with livekit-server.',
     );
     notes.push(notDispatched ? `${notDispatched} sessions ended otherwise than dispatched (counted in the throughput all the same).` : 'Every session of every run ended dispatched.');
   } finally {
