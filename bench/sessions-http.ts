@@ -13,7 +13,8 @@ import { startChild, type ChildServer } from './lib/child.js';
 import { cpuShares, sharesText } from './lib/cpu-profile.js';
 import { OwnRedis } from '../test/support/redis-server.js';
 import { agentBody, BENCH_API_KEY, call, dropEnv, isolatedEnv, obliterateSessions, readyRedis } from './lib/env.js';
-import type { Section } from './lib/report.js';
+import { fmt, type Section } from './lib/report.js';
+import { median } from './lib/stats.js';
 
 const CONNECTIONS = 100;
 const DURATION_S = 5;
@@ -169,6 +170,12 @@ export async function benchSessionsHttp(runs: number, log: Log): Promise<Section
       out.always.push(fs.always!);
     }
     notes.push(await profiled(env, body, auth, json));
+    // A closed loop: latency follows throughput (Little's law), so the latency ratios say what the throughput ratio says.
+    notes.push(
+      `Latency in this closed loop (each of the ${CONNECTIONS} connections sends its next request when its last is answered) is about connections ÷ throughput: ` +
+        `${fmt((CONNECTIONS / median(out.rps)) * 1000)} ms for the API against its measured p50 of ${fmt(median(out.p50))} ms, ${fmt((CONNECTIONS / median(out.eRps)) * 1000)} ms for bare Express against ${fmt(median(out.eP50))} ms. ` +
+        'So the latency ratios are bound to the throughput ratio: what moves throughput (CPU per request, above) moves the p99 with it.',
+    );
     const kinds = Object.entries(bad);
     notes.push(
       kinds.length
